@@ -1,0 +1,23 @@
+"""Benchmark metrics (VQA soft accuracy, exact match, POPE, multiple choice, REC)."""
+
+from genixer.evaluation.metrics import (
+    exact_match,
+    extract_choice_letter,
+    extract_yes_no,
+    multiple_choice_accuracy,
+    pope_metrics,
+    rec_accuracy,
+    vqa_accuracy,
+)
+from genixer.evaluation.normalize import normalize_answer
+
+__all__ = [
+    "exact_match",
+    "extract_choice_letter",
+    "extract_yes_no",
+    "multiple_choice_accuracy",
+    "normalize_answer",
+    "pope_metrics",
+    "rec_accuracy",
+    "vqa_accuracy",
+]
