@@ -1,0 +1,189 @@
+"""The question bank of the built-in world: every kind of question, how to ask it about a
+scene, how to read it back from text, and its true answer.
+
+Each kind starts with its own first word on purpose: a generator sampled at a low temperature
+sharpens its first-token distribution, so kinds that share a first word would crowd out the
+others. Answers are short phrases: numbers as digits, colours, shapes, positions.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from genixer.world.scene import COLORS, POSITIONS, SHAPES, Scene
+
+_SHAPE = "|".join(SHAPES)
+_COLOR = "|".join(COLORS)
+_POS = "|".join(sorted(POSITIONS, key=len, reverse=True))
+
+
+@dataclass(frozen=True)
+class QuestionKind:
+    name: str
+    template: str  # str.format template over the params
+    pattern: re.Pattern  # reads the params back from a question
+    answer_space: tuple[str, ...]
+    # (scene, rng) -> params or None when the scene offers no valid question of this kind
+    pick: Callable[[Scene, random.Random], dict | None]
+    truth: Callable[[Scene, dict], str | None]
+
+    def ask(self, scene: Scene, rng: random.Random) -> tuple[str, str, dict] | None:
+        params = self.pick(scene, rng)
+        if params is None:
+            return None
+        answer = self.truth(scene, params)
+        if answer is None:
+            return None
+        return self.template.format(**params), answer, params
+
+    def read(self, question: str) -> dict | None:
+        m = self.pattern.fullmatch(question.strip())
+        return m.groupdict() if m else None
+
+
+def _unique_shape(scene: Scene, rng: random.Random) -> dict | None:
+    shapes = [s for s in SHAPES if scene.count(shape=s) == 1]
+    return {"shape": rng.choice(shapes)} if shapes else None
+
+
+def _unique_color(scene: Scene, rng: random.Random) -> dict | None:
+    colors = [c for c in COLORS if scene.count(color=c) == 1]
+    return {"color": rng.choice(colors)} if colors else None
+
+
+def _unique_object(scene: Scene, rng: random.Random) -> dict | None:
+    objs = [o for o in scene.objects if scene.count(o.shape, o.color) == 1]
+    if not objs:
+        return None
+    o = rng.choice(objs)
+    return {"color": o.color, "shape": o.shape}
+
+
+def _occupied_cell(scene: Scene, rng: random.Random) -> dict | None:
+    return {"position": rng.choice(scene.objects).position} if scene.objects else None
+
+
+def _exists_pick(scene: Scene, rng: random.Random) -> dict | None:
+    """Half present, half absent; absent ones share a colour or shape with a present object
+    when possible (POPE's adversarial negatives)."""
+    if rng.random() < 0.5 and scene.objects:
+        o = rng.choice(scene.objects)
+        return {"color": o.color, "shape": o.shape}
+    absent = [(c, s) for c in COLORS for s in SHAPES if scene.count(s, c) == 0]
+    near = [
+        (c, s) for c, s in absent if scene.count(shape=s) > 0 or scene.count(color=c) > 0
+    ]
+    c, s = rng.choice(near or absent)
+    return {"color": c, "shape": s}
+
+
+def _one(scene: Scene, shape: str | None = None, color: str | None = None):
+    found = scene.find(shape=shape, color=color)
+    return found[0] if len(found) == 1 else None
+
+
+def _position_truth(scene: Scene, p: dict) -> str | None:
+    o = _one(scene, p["shape"], p["color"])
+    return o.position if o else None
+
+
+def _object_at_truth(scene: Scene, p: dict) -> str | None:
+    o = scene.at(POSITIONS.index(p["position"]))
+    return o.name if o else None
+
+
+_COUNTS = tuple(str(i) for i in range(10))
+
+KINDS: tuple[QuestionKind, ...] = (
+    QuestionKind(
+        "count_shape",
+        "How many {shape}s are there?",
+        re.compile(rf"How many (?P<shape>{_SHAPE})s are there\?"),
+        _COUNTS,
+        lambda s, r: {"shape": r.choice(SHAPES)},
+        lambda s, p: str(s.count(shape=p["shape"])),
+    ),
+    QuestionKind(
+        "count_color",
+        "Count the {color} objects.",
+        re.compile(rf"Count the (?P<color>{_COLOR}) objects\."),
+        _COUNTS,
+        lambda s, r: {"color": r.choice(COLORS)},
+        lambda s, p: str(s.count(color=p["color"])),
+    ),
+    QuestionKind(
+        "count_all",
+        "Tell me the number of objects.",
+        re.compile(r"Tell me the number of objects\."),
+        _COUNTS,
+        lambda s, r: {},
+        lambda s, p: str(len(s.objects)),
+    ),
+    QuestionKind(
+        "color_of_shape",
+        "What color is the {shape}?",
+        re.compile(rf"What color is the (?P<shape>{_SHAPE})\?"),
+        COLORS,
+        _unique_shape,
+        lambda s, p: o.color if (o := _one(s, shape=p["shape"])) else None,
+    ),
+    QuestionKind(
+        "shape_of_color",
+        "Which shape is {color}?",
+        re.compile(rf"Which shape is (?P<color>{_COLOR})\?"),
+        SHAPES,
+        _unique_color,
+        lambda s, p: o.shape if (o := _one(s, color=p["color"])) else None,
+    ),
+    QuestionKind(
+        "position",
+        "Where is the {color} {shape}?",
+        re.compile(rf"Where is the (?P<color>{_COLOR}) (?P<shape>{_SHAPE})\?"),
+        POSITIONS,
+        _unique_object,
+        _position_truth,
+    ),
+    QuestionKind(
+        "object_at",
+        "Identify the object at the {position}.",
+        re.compile(rf"Identify the object at the (?P<position>{_POS})\."),
+        tuple(f"{c} {s}" for c in COLORS for s in SHAPES),
+        _occupied_cell,
+        _object_at_truth,
+    ),
+    QuestionKind(
+        "exists",
+        "Is there a {color} {shape}?",
+        re.compile(rf"Is there an? (?P<color>{_COLOR}) (?P<shape>{_SHAPE})\?"),
+        ("yes", "no"),
+        _exists_pick,
+        lambda s, p: "yes" if s.count(p["shape"], p["color"]) > 0 else "no",
+    ),
+)
+BY_NAME = {k.name: k for k in KINDS}
+# Adversarial (POPE-like) data asks existence only; the other kinds form common VQA.
+EXISTENCE = ("exists",)
+OPEN_KINDS = tuple(k.name for k in KINDS if k.name not in EXISTENCE)
+
+
+def classify(question: str) -> tuple[QuestionKind, dict] | None:
+    """Which kind a question is, with its params; None when it is none of ours."""
+    for kind in KINDS:
+        params = kind.read(question)
+        if params is not None:
+            return kind, params
+    return None
+
+
+def true_answer(scene: Scene, question: str) -> tuple[str, str | None]:
+    """``(kind name, true answer)``; answer None when the question has no single true answer
+    in this scene (e.g. "What color is the circle?" with two circles); kind "unknown" when
+    the question is not one the world can judge."""
+    found = classify(question)
+    if found is None:
+        return "unknown", None
+    kind, params = found
+    return kind.name, kind.truth(scene, params)
