@@ -1,0 +1,195 @@
+"""The Fuyu judge: inputs, loss targets, P(Yes) scoring, sampled scoring, save/load."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+import torch
+from PIL import Image
+
+from genixer.models.judge import (
+    IGNORE_INDEX,
+    JudgeProcessor,
+    build_judge,
+    load_judge,
+    sampled_score,
+    save_judge,
+    yes_probability,
+)
+from genixer.models.tokenizer import build_tokenizer
+
+SPEC = {
+    "image_size": 32,
+    "patch_size": 16,
+    "hidden": 64,
+    "layers": 2,
+    "heads": 4,
+    "intermediate": 128,
+    "max_position_embeddings": 256,
+}
+PROMPT = "Is 'Question: {q} Answer: {a}' true for this image? Please answer this question with Yes or No."
+QUESTIONS = [
+    ("What color is the image?", "red."),
+    ("Is the picture mostly blue?", "no."),
+    ("What is the main color here, if you look at the whole picture carefully?", "blue."),
+    ("How many squares are there?", "1."),
+    ("Which color?", "green."),
+]
+
+
+def colour_image(rgb: tuple[int, int, int], rng: random.Random, size: int = 32) -> Image.Image:
+    """A solid-ish image: one colour plus per-pixel noise."""
+    img = Image.new("RGB", (size, size))
+    img.putdata(
+        [tuple(max(0, min(255, c + rng.randint(-40, 40))) for c in rgb) for _ in range(size * size)]
+    )
+    return img
+
+
+RED, BLUE, GREEN = (220, 30, 30), (30, 30, 220), (30, 200, 30)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    corpus = [PROMPT.format(q=q, a=a) for q, a in QUESTIONS] * 20 + ["Yes", "No"] * 20
+    return build_tokenizer(corpus, vocab_size=400)
+
+
+@pytest.fixture()
+def judge(tokenizer):
+    torch.manual_seed(0)
+    return build_judge(SPEC, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def processor(tokenizer):
+    return JudgeProcessor(tokenizer, SPEC["image_size"], SPEC["patch_size"])
+
+
+def items(n: int = 5, seed: int = 0) -> list[tuple[Image.Image, str]]:
+    rng = random.Random(seed)
+    return [
+        (colour_image(rng.choice([RED, BLUE, GREEN]), rng), PROMPT.format(q=q, a=a))
+        for q, a in (QUESTIONS * n)[:n]
+    ]
+
+
+def test_layout_and_targets(processor, tokenizer):
+    img, prompt = items(1)[0]
+    enc = processor.encode(img, prompt, "Yes")
+    ids, labels = enc["input_ids"].tolist(), enc["labels"].tolist()
+    # 2x2 patches: P P N P P N, then <s>, the prompt, <0x04>, the answer, </s>
+    p, n = processor.patch_id, processor.row_end_id
+    assert ids[:7] == [p, p, n, p, p, n, processor.bos_id]
+    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+    assert ids[7 : 7 + len(prompt_ids)] == prompt_ids
+    answer_pos = 7 + len(prompt_ids)
+    assert ids[answer_pos] == processor.answer_id
+    targets = [(i, t) for i, t in enumerate(labels) if t != IGNORE_INDEX]
+    assert targets == [(answer_pos + 1, processor.yes_id), (answer_pos + 2, processor.eos_id)]
+    assert processor.encode(img, prompt, "No")["labels"][answer_pos + 1] == processor.no_id
+    assert enc["pixel_values"].shape == (4, 16 * 16 * 3)
+    assert enc["pixel_values"].min() >= -1 and enc["pixel_values"].max() <= 1
+    assert "labels" not in processor.encode(img, prompt)
+    pickle.loads(pickle.dumps(processor))
+
+
+def test_forward_backward_only_answer_targets(judge, processor):
+    batch = processor.collate(
+        [
+            processor.encode(im, pr, ans)
+            for (im, pr), ans in zip(items(3), ["Yes", "No", "Yes"], strict=True)
+        ],
+        padding_side="right",
+    )
+    assert set(batch) == {"input_ids", "attention_mask", "position_ids", "pixel_values", "labels"}
+    out = judge(**batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert judge.model.vision_embed_tokens.weight.grad.abs().sum() > 0
+    # 2 targets per example: the answer token and </s>
+    assert int((batch["labels"] != IGNORE_INDEX).sum()) == 6
+
+
+def test_yes_probability_batch_invariant(judge, processor):
+    batch = items(5)
+    alone = yes_probability(judge, processor, batch[2:3])
+    together = yes_probability(judge, processor, batch, batch_size=5)
+    split = yes_probability(judge, processor, batch, batch_size=2)
+    assert all(0.0 <= s <= 1.0 for s in together)
+    assert alone[0] == pytest.approx(together[2], abs=1e-5)
+    assert together == pytest.approx(split, abs=1e-5)
+    yes = yes_probability(judge, processor, batch, renormalize=True)
+    lengths = {len(processor.encode(*it)["input_ids"]) for it in batch}
+    assert len(lengths) > 1  # the batch really is padded
+    # renormalized P(Yes) + P(No) = 1: P(No) from the same logits
+    ids = [processor.yes_id, processor.no_id]
+    enc = processor.collate([processor.encode(*it) for it in batch])
+    with torch.no_grad():
+        probs = judge(**enc).logits[:, -1].softmax(-1)[:, ids]
+    no = (probs[:, 1] / probs.sum(-1)).tolist()
+    assert [y + n for y, n in zip(yes, no, strict=True)] == pytest.approx([1.0] * 5, abs=1e-5)
+    judge.train()
+    yes_probability(judge, processor, batch[:1])
+    assert judge.training  # the caller's mode is restored
+
+
+def test_training_moves_yes_probability(judge, processor):
+    rng = random.Random(1)
+    data = []
+    for i in range(64):
+        colour = RED if i % 2 == 0 else rng.choice([BLUE, GREEN])
+        q, a = rng.choice(QUESTIONS)
+        answer = "Yes" if colour == RED else "No"
+        data.append(processor.encode(colour_image(colour, rng), PROMPT.format(q=q, a=a), answer))
+    probe = [(colour_image(RED, rng), PROMPT.format(q=QUESTIONS[0][0], a="red."))]
+    probe += [(colour_image(BLUE, rng), PROMPT.format(q=QUESTIONS[0][0], a="red."))]
+    # Renormalized over {Yes, No}: ~0.5 for an untrained judge (raw P(Yes) is ~1/vocab).
+    before = yes_probability(judge, processor, probe, renormalize=True)
+    opt = torch.optim.AdamW(judge.parameters(), lr=3e-3)
+    judge.train()
+    for step in range(60):
+        chunk = [data[(step * 16 + j) % len(data)] for j in range(16)]
+        loss = judge(**processor.collate(chunk, padding_side="right")).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    red, blue = yes_probability(judge, processor, probe, renormalize=True)
+    assert red > before[0] + 0.3 and blue < before[1] - 0.3
+    # Same prompt, different image: only reading the image at the right position separates them.
+    red, blue = yes_probability(judge, processor, probe)
+    assert red > 0.8 and blue < 0.2
+
+
+def test_save_load_round_trip(judge, processor, tmp_path):
+    batch = items(3)
+    expected = yes_probability(judge, processor, batch)
+    save_judge(judge, tmp_path / "judge")
+    assert list((tmp_path / "judge").glob("*.safetensors"))
+    loaded = load_judge(tmp_path / "judge")
+    assert yes_probability(loaded, processor, batch) == pytest.approx(expected, abs=1e-6)
+
+
+def test_bin_only_folder_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not safe")
+    with pytest.raises(ValueError, match="safetensors"):
+        load_judge(tmp_path)
+
+
+def test_sampled_score_reproducible(judge, processor):
+    batch = items(4)
+    first = sampled_score(judge, processor, batch, seed=7)
+    assert first == sampled_score(judge, processor, batch, seed=7)
+    assert all(0.0 < s <= 1.0 for s in first)
+    # item i is seeded with seed + i, independent of the other items
+    assert sampled_score(judge, processor, batch[1:], seed=8) == first[1:]
+
+
+def test_bad_spec_refused(tokenizer):
+    with pytest.raises(ValueError, match="missing"):
+        build_judge({"image_size": 32}, tokenizer)
+    with pytest.raises(ValueError, match="multiple"):
+        build_judge({**SPEC, "image_size": 40}, tokenizer)
