@@ -1,0 +1,140 @@
+"""Batched generation whose output per record depends only on (model, image, prompt, seed).
+
+HF ``generate`` samples with one global RNG for the whole batch, so a record's text would
+change with its batch and position. Here every row gets its own ``torch.Generator`` seeded
+from the record's seed, drawing exactly one uniform number per step, and the sampling is
+done inside a ``LogitsProcessor`` that returns a one-hot score; ``generate`` then runs
+greedy (``do_sample=False``) and just follows it. Log-probabilities are rounded before
+sampling so that the tiny float differences between batch shapes (different padding,
+different matmul tiling) almost never change a draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, PreTrainedModel
+
+from genixer.chat import Turn
+from genixer.models.processor import ChatProcessor
+
+LOGPROB_DECIMALS = 4
+
+
+class SeededSampler(LogitsProcessor):
+    """Sample each row with its own seeded generator; return scores greedy will follow.
+
+    Args:
+        seeds: one seed per batch row.
+        temperature: > 0; the logits are divided by it before the softmax.
+        top_p: optional nucleus cut (keep the most likely tokens whose mass reaches top_p).
+        decimals: log-probabilities are rounded to this many decimals before sampling.
+    """
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        temperature: float,
+        top_p: float | None = None,
+        decimals: int = LOGPROB_DECIMALS,
+    ) -> None:
+        if temperature <= 0:
+            raise ValueError("SeededSampler needs temperature > 0 (use greedy for 0)")
+        if top_p is not None and not 0.0 < top_p <= 1.0:
+            raise ValueError("top_p must be in (0, 1]")
+        self.seeds = [int(s) for s in seeds]
+        self.temperature = float(temperature)
+        self.top_p = top_p
+        self.scale = 10.0**decimals
+        self.generators: list[torch.Generator] | None = None
+
+    def _generators(self) -> list[torch.Generator]:
+        # Created on first use (one generate call = one sampler); CPU generators, since the
+        # sampling itself runs on CPU, whatever the model's device.
+        if self.generators is None:
+            self.generators = [torch.Generator(device="cpu").manual_seed(s) for s in self.seeds]
+        return self.generators
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.shape[0] != len(self.seeds):
+            raise ValueError(f"{scores.shape[0]} rows but {len(self.seeds)} seeds")
+        generators = self._generators()
+        # float64 on CPU: the same rounded numbers give the same cumulative sums everywhere.
+        logp = torch.log_softmax(scores.detach().double().cpu() / self.temperature, dim=-1)
+        logp = torch.round(logp * self.scale) / self.scale
+        probs = logp.exp()
+        chosen = torch.empty(scores.shape[0], dtype=torch.long)
+        for row in range(scores.shape[0]):
+            chosen[row] = self._sample_row(probs[row], generators[row])
+        out = torch.full_like(scores, float("-inf"))
+        out[torch.arange(scores.shape[0], device=scores.device), chosen.to(scores.device)] = 0.0
+        return out
+
+    def _sample_row(self, probs: torch.Tensor, generator: torch.Generator) -> int:
+        # Descending order, ties by token id (stable sort): a fixed order for the inverse CDF.
+        p_sorted, order = torch.sort(probs, descending=True, stable=True)
+        cum = torch.cumsum(p_sorted, dim=0)
+        total = cum[-1]
+        if self.top_p is not None:
+            keep = int(torch.searchsorted(cum, self.top_p * total).item()) + 1
+            cum = cum[: min(keep, cum.numel())]
+            total = cum[-1]
+        u = torch.rand((), generator=generator, dtype=torch.float64) * total
+        index = min(int(torch.searchsorted(cum, u, right=True).item()), cum.numel() - 1)
+        return int(order[index].item())
+
+
+@torch.inference_mode()
+def generate(
+    model: PreTrainedModel,
+    processor: ChatProcessor,
+    items: list[tuple[Image.Image | torch.Tensor, list[Turn]]],
+    seeds: list[int],
+    max_new_tokens: int,
+    temperature: float = 0.2,
+    top_p: float | None = None,
+) -> list[str]:
+    """Generate one answer per ``(image, turns)`` item in a single batched call.
+
+    The last turn of each item must have answer ``None``. ``temperature == 0`` is greedy;
+    otherwise row ``i`` is sampled with a generator seeded by ``seeds[i]``, so an item's text
+    does not depend on the other items in the batch. Stops at ``</s>``; returns only the new
+    text, special tokens removed and stripped.
+    """
+    if len(items) != len(seeds):
+        raise ValueError(f"{len(items)} items but {len(seeds)} seeds")
+    if not items:
+        return []
+    encoded = [processor.encode(image, turns, generation=True) for image, turns in items]
+    batch = processor.collate(encoded, padding_side="left")
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        use_cache=True,
+        num_beams=1,
+        eos_token_id=processor.eos_id,
+        pad_token_id=processor.pad_id,
+        bos_token_id=processor.bos_id,
+    )
+    processors = LogitsProcessorList()
+    if temperature > 0:
+        processors.append(SeededSampler(seeds, temperature, top_p))
+    was_training = model.training
+    model.eval()
+    try:
+        out = model.generate(**batch, generation_config=config, logits_processor=processors)
+    finally:
+        model.train(was_training)
+    new_tokens = out[:, batch["input_ids"].shape[1] :].tolist()
+    texts = []
+    for row in new_tokens:
+        if processor.eos_id in row:
+            row = row[: row.index(processor.eos_id)]
+        texts.append(processor.decode(row))
+    return texts
