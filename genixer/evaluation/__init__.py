@@ -1,6 +1,7 @@
 """Benchmark metrics (VQA soft accuracy, exact match, POPE, multiple choice, REC)."""
 
 from genixer.evaluation.metrics import (
+    auroc,
     exact_match,
     extract_choice_letter,
     extract_yes_no,
@@ -12,6 +13,7 @@ from genixer.evaluation.metrics import (
 from genixer.evaluation.normalize import normalize_answer
 
 __all__ = [
+    "auroc",
     "exact_match",
     "extract_choice_letter",
     "extract_yes_no",

@@ -6,8 +6,8 @@ from genixer.tasks.adv import AdvVQA
 from genixer.tasks.base import ParseError, Task
 from genixer.tasks.common import CommonVQA
 from genixer.tasks.generic import AgnosticTask
-from genixer.tasks.md import MultiTurnDialogue
 from genixer.tasks.mcvqa import MultiChoiceVQA
+from genixer.tasks.md import MultiTurnDialogue
 
 TASKS: dict[str, type[Task]] = {
     "common": CommonVQA,

@@ -10,8 +10,8 @@ from genixer.record import QA
 from genixer.tasks.adv import AdvVQA
 from genixer.tasks.base import ParseError, Task
 from genixer.tasks.common import CommonVQA
-from genixer.tasks.md import MultiTurnDialogue
 from genixer.tasks.mcvqa import MultiChoiceVQA
+from genixer.tasks.md import MultiTurnDialogue
 from genixer.world.questions import EXISTENCE, classify
 
 

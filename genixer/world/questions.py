@@ -73,9 +73,7 @@ def _exists_pick(scene: Scene, rng: random.Random) -> dict | None:
         o = rng.choice(scene.objects)
         return {"color": o.color, "shape": o.shape}
     absent = [(c, s) for c in COLORS for s in SHAPES if scene.count(s, c) == 0]
-    near = [
-        (c, s) for c, s in absent if scene.count(shape=s) > 0 or scene.count(color=c) > 0
-    ]
+    near = [(c, s) for c, s in absent if scene.count(shape=s) > 0 or scene.count(color=c) > 0]
     c, s = rng.choice(near or absent)
     return {"color": c, "shape": s}
 
@@ -187,3 +185,20 @@ def true_answer(scene: Scene, question: str) -> tuple[str, str | None]:
         return "unknown", None
     kind, params = found
     return kind.name, kind.truth(scene, params)
+
+
+_DOMAINS = {"shape": SHAPES, "color": COLORS, "position": POSITIONS}
+
+
+def random_question(
+    scene: Scene, rng: random.Random, kinds: tuple[str, ...], answerable: float = 0.8
+) -> tuple[str, str, str | None]:
+    """``(kind, question, true answer or None)``: with probability ``answerable`` a question
+    the scene can answer, else one with random params (which may have no single answer, like
+    "What color is the circle?" with two circles): the judge must learn to refuse those."""
+    kind = BY_NAME[rng.choice(kinds)]
+    params = kind.pick(scene, rng) if rng.random() < answerable else None
+    if params is None:
+        names = re.findall(r"\{(\w+)\}", kind.template)
+        params = {n: rng.choice(_DOMAINS[n]) for n in names}
+    return kind.name, kind.template.format(**params), kind.truth(scene, params)

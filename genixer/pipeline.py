@@ -1,0 +1,427 @@
+"""The pipeline: world -> collect -> train base -> train generator -> generate -> judge ->
+score -> select -> export -> downstream (baseline and synthetic) -> summary.
+
+Each stage runs through the :class:`StageCache`, keyed by exactly the config that decides it,
+so a re-run (or a sweep over a downstream-only value) re-uses every finished upstream stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from genixer.models.judge import JudgeProcessor, load_judge, save_judge
+from genixer.models.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from genixer.models.vlm import load_vlm, processor_for, save_vlm
+from genixer.record import QA, write_jsonl
+from genixer.stages import collect as C
+from genixer.stages import downstream as D
+from genixer.stages import export as E
+from genixer.stages import generate as G
+from genixer.stages import score as S
+from genixer.stages.cache import StageCache, StageResult
+from genixer.stages.world import load_splits, materialize
+from genixer.tasks.base import judge_prompt
+from genixer.training.data import EncodedDataset
+from genixer.training.fit import fit
+from genixer.utils import build, to_plain
+from genixer.world.questions import BY_NAME, KINDS, random_question
+
+log = logging.getLogger(__name__)
+
+
+def _vlm_examples(rows: list[dict], by_id: dict) -> list:
+    return [(by_id[r["image_id"]], [tuple(t) for t in r["turns"]]) for r in rows]
+
+
+class Pipeline:
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.cache = StageCache(cfg.paths.cache_dir)
+        self.results: dict[str, StageResult] = {}
+        self.seed = int(cfg.seed)
+
+    # ----------------------------------------------------------------- helpers
+    def _stage(self, name: str, version: int, config, inputs: dict, fn) -> StageResult:
+        res = self.cache.run(name, version, to_plain(config), inputs, fn)
+        self.results[name] = res
+        log.info("stage %-22s %s (%.1fs) %s", name, res.status, res.seconds, res.path)
+        return res
+
+    def _trainer_key(self) -> dict:
+        t = to_plain(self.cfg.trainer)
+        return {k: t.get(k) for k in ("precision", "accelerator", "devices", "num_nodes")}
+
+    def _fit_vlm(self, model, tok, examples, train_cfg, folder: Path, seed: int) -> dict:
+        processor = processor_for(model, tok)
+        dataset = EncodedDataset(examples, processor.encode, self.world.path)
+        return fit(
+            model,
+            dataset,
+            processor.collate,
+            to_plain(train_cfg),
+            self.cfg.trainer,
+            seed,
+            folder / "logs",
+        )
+
+    # ----------------------------------------------------------------- stages
+    def run(self) -> dict:
+        cfg = self.cfg
+        start = time.perf_counter()
+        self.world = self._stage("world", 1, cfg.world, {}, lambda f: materialize(cfg.world, f))
+        self.splits = load_splits(self.world.path)
+        self.by_id = {i.id: i for items in self.splits.values() for i in items}
+        coll_cfg = {
+            "collection": cfg.generator.collection,
+            "seed": self.seed,
+            "vocab_size": cfg.generator.vocab_size,
+        }
+        self.collect = self._stage("collect", 1, coll_cfg, {"world": self.world}, self._collect)
+        self.tokenizer = load_tokenizer(self.collect.path / "tokenizer")
+        self._train_generator()
+        self._generate()
+        self._filter()
+        self._export()
+        self._downstream()
+        return self._summary(time.perf_counter() - start)
+
+    def _collect(self, folder: Path) -> dict:
+        c = self.cfg.generator.collection
+        pairs, skipped = C.generator_pairs(
+            self.splits["collection"], list(c.tasks), dict(c.share), dict(c.tau), self.seed
+        )
+        plain = C.plain_rows(self.splits["collection"], self.seed, "plain")
+        C.write_collection(folder, pairs, plain)
+        tok = build_tokenizer(C.tokenizer_corpus(pairs, plain), self.cfg.generator.vocab_size)
+        save_tokenizer(tok, folder / "tokenizer")
+        return {
+            "pairs": len(pairs),
+            "plain": len(plain),
+            "skipped": dict(skipped),
+            "kind_shares": C.kind_shares(pairs),
+            "task_counts": {t: sum(p["task"] == t for p in pairs) for t in c.tasks},
+        }
+
+    def _train_generator(self) -> None:
+        g = self.cfg.generator
+        base_key = {
+            "model": g.model,
+            "train": g.base_train,
+            "trainer": self._trainer_key(),
+            "seed": self.seed,
+            "checkpoint": g.checkpoint,
+        }
+        self.base = self._stage("train_base", 1, base_key, {"collect": self.collect}, self._base)
+        gen_key = {"train": g.gen_train, "trainer": self._trainer_key(), "seed": self.seed}
+        self.generator = self._stage(
+            "train_generator",
+            1,
+            gen_key,
+            {"base": self.base, "collect": self.collect},
+            self._gen_train,
+        )
+
+    def _base(self, folder: Path) -> dict:
+        g = self.cfg.generator
+        if g.checkpoint:
+            model = load_vlm(g.checkpoint)
+            save_vlm(model, folder / "model")
+            return {"from_checkpoint": str(g.checkpoint)}
+        D.seed_model_init(self.seed, "base")
+        model = build(g.model, tokenizer=self.tokenizer)
+        plain = C.read_plain(self.collect.path)
+        info = self._fit_vlm(
+            model, self.tokenizer, _vlm_examples(plain, self.by_id), g.base_train, folder, self.seed
+        )
+        save_vlm(model, folder / "model")
+        return info
+
+    def _gen_train(self, folder: Path) -> dict:
+        g = self.cfg.generator
+        model = load_vlm(self.base.path / "model")
+        pairs = C.read_pairs(self.collect.path)
+        examples = [(self.by_id[p["image_id"]], [(p["instruction"], p["target"])]) for p in pairs]
+        # Plain VQA kept in the mix: without it the generator forgets how to answer.
+        plain = C.read_plain(self.collect.path)
+        n_plain = int(
+            len(examples) * g.gen_train.plain_qa_share / max(1e-6, 1 - g.gen_train.plain_qa_share)
+        )
+        rng = random.Random(f"{self.seed}:mix")
+        examples += _vlm_examples(rng.sample(plain, min(n_plain, len(plain))), self.by_id)
+        info = self._fit_vlm(model, self.tokenizer, examples, g.gen_train, folder, self.seed + 1)
+        save_vlm(model, folder / "model")
+        return info
+
+    def _generate(self) -> None:
+        cfg = self.cfg
+        gen_cfg = {
+            "generate": {k: v for k, v in to_plain(cfg.generate).items() if k != "batch_size"},
+            "task": cfg.task.name,
+            "members": list(cfg.generator.collection.tasks),
+            "seed": self.seed,
+            "generator": cfg.generator.name,
+        }
+        self.generated = self._stage(
+            "generate",
+            1,
+            gen_cfg,
+            {"generator": self.generator, "world": self.world},
+            self._generate_fn,
+        )
+        self.records = G.load_records(self.generated.path)
+
+    def _generate_fn(self, folder: Path) -> dict:
+        cfg = self.cfg
+        model = load_vlm(self.generator.path / "model")
+        processor = processor_for(model, self.tokenizer)
+        pool = self.splits["pool"][: cfg.generate.max_images or None]
+        reqs = G.requests(
+            pool, cfg.generate.per_image, cfg.task.name, cfg.generator.name, self.seed
+        )
+        decoding = {
+            "temperature": cfg.generate.temperature,
+            "max_new_tokens": cfg.generate.max_new_tokens,
+            "top_p": cfg.generate.top_p,
+        }
+        info = G.run_generation(
+            model,
+            processor,
+            reqs,
+            self.world.path,
+            folder,
+            cfg.generate.batch_size,
+            cfg.generate.shard_size,
+            decoding,
+        )
+        scenes = {i.id: i.scene for i in pool}
+        info |= G.parse_generations(
+            folder,
+            cfg.task.name,
+            list(cfg.generator.collection.tasks),
+            cfg.generator.name,
+            decoding,
+            scenes,
+        )
+        return info
+
+    def _filter(self) -> None:
+        f = self.cfg.filter
+        self.scores = None
+        if f.name == "fuyu":
+            judge_key = {
+                "model": f.model,
+                "train": f.train,
+                "seed": self.seed,
+                "checkpoint": f.checkpoint,
+                "trainer": self._trainer_key(),
+            }
+            self.judge = self._stage(
+                "train_judge",
+                1,
+                judge_key,
+                {"world": self.world, "collect": self.collect},
+                self._judge_fn,
+            )
+            score_key = {"mode": f.score_mode, "renormalize": f.renormalize, "seed": self.seed}
+            self.scored = self._stage(
+                "score",
+                1,
+                score_key,
+                {"judge": self.judge, "generate": self.generated},
+                self._score_fn,
+            )
+            self.scores = {r["id"]: r["score"] for r in _read_jsonl(self.scored.path / S.SCORES)}
+        elif f.name != "none":
+            raise ValueError(f"filter={f.name} is not available for this pipeline yet")
+        sel_key = {"band": f.get("band"), "threshold": f.get("threshold"), "filter": f.name}
+        inputs = {"generate": self.generated} | (
+            {"score": self.scored} if self.scores is not None else {}
+        )
+        self.selected = self._stage("select", 1, sel_key, inputs, self._select_fn)
+
+    def _judge_fn(self, folder: Path) -> dict:
+        f = self.cfg.filter
+        if f.checkpoint:
+            model = load_judge(f.checkpoint)
+            save_judge(model, folder / "model")
+            return {"from_checkpoint": str(f.checkpoint)}
+        D.seed_model_init(self.seed, "judge")
+        model = build(f.model, tokenizer=self.tokenizer)
+        processor = JudgeProcessor.for_model(model, self.tokenizer)
+        rng = random.Random(f"{self.seed}:judge")
+        kinds = tuple(k.name for k in KINDS)
+        examples = []
+        for img in self.splits["judge"]:
+            for _ in range(f.train.items_per_image):
+                name, q, truth = random_question(img.scene, rng, kinds)
+                kind = BY_NAME[name]
+                if truth is not None and rng.random() < 0.5:
+                    answer, label = truth, "Yes"
+                else:
+                    wrong = [a for a in kind.answer_space if a != truth]
+                    answer, label = rng.choice(wrong), "No"
+                examples.append((img, (judge_prompt(QA(q, answer)), label)))
+        dataset = EncodedDataset(
+            examples, lambda im, p: processor.encode(im, p[0], p[1]), self.world.path
+        )
+        info = fit(
+            model,
+            dataset,
+            processor.collate,
+            to_plain(f.train),
+            self.cfg.trainer,
+            self.seed + 2,
+            folder / "logs",
+        )
+        save_judge(model, folder / "model")
+        return info
+
+    def _score_fn(self, folder: Path) -> dict:
+        f = self.cfg.filter
+        model = load_judge(self.judge.path / "model")
+        processor = JudgeProcessor.for_model(model, self.tokenizer)
+        scores = S.judge_records(
+            model,
+            processor,
+            self.records,
+            self.world.path,
+            f.score_mode,
+            f.batch_size,
+            self.seed,
+            f.renormalize,
+        )
+        write_jsonl(folder / S.SCORES, ({"id": k, "score": v} for k, v in sorted(scores.items())))
+        return S.score_quality(self.records, scores)
+
+    def _select_fn(self, folder: Path) -> dict:
+        f = self.cfg.filter
+        kept, info = S.select(self.records, self.scores, f.get("band"), f.get("threshold"))
+        write_jsonl(folder / "selected.jsonl", (r.to_json() for r in kept))
+        return info
+
+    def _export(self) -> None:
+        def fn(folder: Path) -> dict:
+            kept = [r for r in G.load_records(self.generated.path)]
+            ids = {json.loads(line)["id"] for line in open(self.selected.path / "selected.jsonl")}
+            return E.export_llava([r for r in kept if r.id in ids], self.world.path, folder)
+
+        self.exported = self._stage("export", 1, {}, {"select": self.selected}, fn)
+
+    def _downstream(self) -> None:
+        d = self.cfg.downstream
+        key = {
+            "model": d.model,
+            "finetune": d.finetune,
+            "seed": d.seed,
+            "eval": d.eval,
+            "trainer": self._trainer_key(),
+        }
+        base_inputs = {"world": self.world, "collect": self.collect}
+        self.baseline = self._stage(
+            "downstream_baseline",
+            1,
+            key,
+            base_inputs,
+            lambda f: self._downstream_fn(f, synthetic=False),
+        )
+        key_s = key | {"pretrain": d.pretrain}
+        self.synthetic = self._stage(
+            "downstream_synthetic",
+            1,
+            key_s,
+            base_inputs | {"export": self.exported},
+            lambda f: self._downstream_fn(f, synthetic=True),
+        )
+
+    def _downstream_fn(self, folder: Path, synthetic: bool) -> dict:
+        d = self.cfg.downstream
+        seed = int(d.seed)
+        D.seed_model_init(seed, "downstream")
+        model = build(d.model, tokenizer=self.tokenizer)
+        info: dict = {}
+        if synthetic:
+            entries = E.read_llava(self.exported.path / E.LLAVA_JSON)
+            syn = [(self.by_id[Path(img).stem], turns) for _, img, turns in entries]
+            for i, phase in enumerate(d.pretrain):
+                if syn:
+                    info[f"pretrain_{i}"] = self._fit_vlm(
+                        model, self.tokenizer, syn, phase, folder / f"p{i}", seed + 10 + i
+                    )
+        small = C.plain_rows(self.splits["downstream"], seed, "downstream")
+        info["finetune"] = self._fit_vlm(
+            model, self.tokenizer, _vlm_examples(small, self.by_id), d.finetune, folder, seed + 20
+        )
+        questions = D.benchmark_questions(self.splits["benchmark"], d.eval.per_image, self.seed)
+        write_jsonl(folder / D.QUESTIONS, questions)
+        processor = processor_for(model, self.tokenizer)
+        info |= D.evaluate_vqa(
+            model,
+            processor,
+            questions,
+            self.world.path,
+            d.eval.batch_size,
+            d.eval.max_new_tokens,
+            folder / D.ANSWERS,
+            "synthetic" if synthetic else "baseline",
+        )
+        return info
+
+    # ----------------------------------------------------------------- summary
+    def _summary(self, seconds: float) -> dict:
+        gen = self.generated.info
+        training_shares = self.collect.info["kind_shares"]
+        summary = {
+            "generation": {
+                "num_records": gen["num_records"],
+                "parse_failures": gen["parse_failures"],
+                "parse_failure_reasons": gen["parse_failure_reasons"],
+                "oracle_accuracy": gen["oracle_accuracy"],
+                "task_mix": gen["task_mix"],
+                "diversity": G.diversity(gen, training_shares),
+                "images_per_s": gen.get("images_per_s"),
+                "records": str(self.generated.path / G.RECORDS),
+            },
+            "filter": {
+                "name": self.cfg.filter.name,
+                "auroc": self.scored.info.get("auroc") if self.scores is not None else None,
+                "scores": str(self.scored.path / S.SCORES) if self.scores is not None else None,
+            },
+            "world_root": str(self.world.path),
+            "select": self.selected.info,
+            "export": {
+                "llava_json": str(self.exported.path / E.LLAVA_JSON),
+                "entries": self.exported.info["entries"],
+            },
+            "downstream": {
+                "accuracy": self.synthetic.info["accuracy"],
+                "baseline_accuracy": self.baseline.info["accuracy"],
+                "gain": round(self.synthetic.info["accuracy"] - self.baseline.info["accuracy"], 4),
+                "per_category": self.synthetic.info["per_category"],
+                "baseline_per_category": self.baseline.info["per_category"],
+            },
+            "stages": {k: v.summary() for k, v in self.results.items()},
+            "wall_seconds": round(seconds, 1),
+        }
+        return summary
+
+
+def _read_jsonl(path: Path):
+    from genixer.record import read_jsonl
+
+    return read_jsonl(path)
+
+
+def write_summary(summary: dict, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return path

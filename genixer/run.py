@@ -1,0 +1,28 @@
+"""The entry point: ``python -m genixer.run [overrides]`` / ``-m experiment=...``."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load from local folders only
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from genixer.report_run import finish_run  # noqa: E402
+
+log = logging.getLogger("genixer")
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from genixer.pipeline import Pipeline
+
+    summary_path = finish_run(cfg, lambda: Pipeline(cfg).run())
+    print(summary_path)
+
+
+if __name__ == "__main__":
+    main()

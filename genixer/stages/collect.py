@@ -1,0 +1,120 @@
+"""Instruction data collection: labeled scenes -> generator training pairs (two-level
+templates), plain VQA conversations, and the tokenizer's corpus."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+
+from genixer.record import QA, read_jsonl, write_jsonl
+from genixer.tasks import get_task
+from genixer.tasks.base import judge_prompt
+from genixer.tasks.templates import (
+    GENERIC_INSTRUCTIONS,
+    JUDGE_PROMPT,
+    MC_ANSWER_HINT,
+    TASK_SUFFIX,
+    instruction,
+)
+from genixer.world.base import WorldImage
+from genixer.world.questions import KINDS
+
+PAIRS = "pairs.jsonl"
+PLAIN = "plain_qa.jsonl"
+
+
+def generator_pairs(
+    images: Iterable[WorldImage],
+    tasks: list[str],
+    share: dict[str, float],
+    tau: dict[str, float],
+    seed: int,
+) -> tuple[list[dict], Counter]:
+    """One row per (image, task) draw: ``share[task]`` samples per image on average."""
+    rng = random.Random(f"{seed}:collect")
+    skipped: Counter = Counter()
+    rows = []
+    for img in images:
+        for name in tasks:
+            task = get_task(name)
+            n = int(share.get(name, 1.0)) + (rng.random() < share.get(name, 1.0) % 1)
+            for _ in range(n):
+                turns = task.sample(img.scene, rng)
+                if turns is None:
+                    skipped[f"{name}:no_valid_sample"] += 1
+                    continue
+                template_id, text = instruction(name, rng, tau.get(name, 0.0))
+                rows.append(
+                    {
+                        "image_id": img.id,
+                        "image": img.path,
+                        "task": name,
+                        "template_id": template_id,
+                        "instruction": text,
+                        "target": task.serialize(turns),
+                        "kinds": [t.kind for t in turns],
+                    }
+                )
+    return rows, skipped
+
+
+def plain_conversation(scene, rng: random.Random, kinds: Iterable[str] | None = None) -> list[QA]:
+    """Every kind of question the scene allows, once, in random order: dense VQA supervision
+    (one image's questions in one multi-turn sequence learn faster than one per sequence)."""
+    out = []
+    for kind in KINDS:
+        if kinds is not None and kind.name not in kinds:
+            continue
+        asked = kind.ask(scene, rng)
+        if asked is not None:
+            out.append(QA(asked[0], asked[1], kind=kind.name))
+    rng.shuffle(out)
+    return out
+
+
+def plain_rows(images: Iterable[WorldImage], seed: int, tag: str) -> list[dict]:
+    rng = random.Random(f"{seed}:{tag}")
+    rows = []
+    for img in images:
+        turns = plain_conversation(img.scene, rng)
+        rows.append(
+            {
+                "image_id": img.id,
+                "image": img.path,
+                "turns": [[t.question, t.answer] for t in turns],
+                "kinds": [t.kind for t in turns],
+            }
+        )
+    return rows
+
+
+def kind_shares(rows: Iterable[dict]) -> dict[str, float]:
+    counts = Counter(k for r in rows for k in r["kinds"])
+    total = sum(counts.values()) or 1
+    return {k: round(v / total, 4) for k, v in sorted(counts.items())}
+
+
+def tokenizer_corpus(pairs: list[dict], plain: list[dict]) -> list[str]:
+    """Every text the models will read or write, so common words become single tokens."""
+    corpus = list(GENERIC_INSTRUCTIONS) + list(TASK_SUFFIX.values())
+    corpus += [MC_ANSWER_HINT, JUDGE_PROMPT, "USER: ASSISTANT: Yes No"]
+    for r in pairs:
+        corpus += [r["instruction"], r["target"]]
+    for r in plain[:2000]:
+        for q, a in r["turns"]:
+            corpus += [q, a, judge_prompt(QA(q, a))]
+    return corpus
+
+
+def read_pairs(folder) -> list[dict]:
+    return list(read_jsonl(folder / PAIRS))
+
+
+def read_plain(folder) -> list[dict]:
+    return list(read_jsonl(folder / PLAIN))
+
+
+def write_collection(folder, pairs: list[dict], plain: list[dict]) -> None:
+    write_jsonl(folder / PAIRS, pairs)
+    write_jsonl(folder / PLAIN, plain)

@@ -1,0 +1,60 @@
+"""Export: selected records as LLaVA training JSON plus the image files it names, laid out
+so LLaVA's own training code reads it with ``--data_path X.json --image_folder images``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from genixer.chat import IMAGE_TOKEN
+from genixer.record import Record
+from genixer.tasks import get_task
+from genixer.world.base import safe_join
+
+LLAVA_JSON = "llava_synthetic.json"
+
+
+def llava_entry(rec: Record) -> dict:
+    turns = get_task(rec.task).conversation(rec.turns)
+    conv = []
+    for i, (q, a) in enumerate(turns):
+        conv.append({"from": "human", "value": f"{IMAGE_TOKEN}\n{q}" if i == 0 else q})
+        conv.append({"from": "gpt", "value": a})
+    return {"id": rec.id, "image": rec.image, "conversations": conv}
+
+
+def export_llava(records: list[Record], world_root: Path, folder: Path) -> dict:
+    images = folder / "images"
+    copied = 0
+    for rec in records:
+        dst = safe_join(images, rec.image)
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(safe_join(world_root, rec.image), dst)
+            copied += 1
+    entries = [llava_entry(r) for r in records]
+    tmp = folder / (LLAVA_JSON + ".tmp")
+    tmp.write_text(json.dumps(entries, indent=1, ensure_ascii=False))
+    os.replace(tmp, folder / LLAVA_JSON)
+    return {"entries": len(entries), "images": copied, "json": str(folder / LLAVA_JSON)}
+
+
+def read_llava(path: Path) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """``(id, image, turns)`` from a LLaVA training JSON (our export or anyone's)."""
+    out = []
+    for e in json.loads(Path(path).read_text()):
+        conv = e["conversations"]
+        turns = []
+        for h, g in zip(conv[0::2], conv[1::2], strict=False):
+            if h["from"] != "human" or g["from"] != "gpt":
+                raise ValueError(f"entry {e.get('id')}: turns must alternate human/gpt")
+            turns.append(
+                (
+                    h["value"].replace(f"{IMAGE_TOKEN}\n", "").replace(IMAGE_TOKEN, "").strip(),
+                    g["value"],
+                )
+            )
+        out.append((e["id"], e["image"], turns))
+    return out

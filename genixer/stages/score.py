@@ -1,0 +1,79 @@
+"""Scoring and selection: the third-party judge rates each record; a band or threshold
+keeps some of them."""
+
+from __future__ import annotations
+
+from genixer.evaluation import auroc
+from genixer.models.judge import sampled_score, yes_probability
+from genixer.record import Record
+from genixer.tasks import get_task
+from genixer.world.base import WorldImage, load_image
+
+SCORES = "scores.jsonl"
+
+
+def judge_records(
+    model,
+    processor,
+    records: list[Record],
+    root,
+    mode: str,
+    batch_size: int,
+    seed: int,
+    renormalize: bool = False,
+) -> dict[str, float]:
+    """Record id -> score. A record with several pairs (a dialogue) is as true as its least
+    credible pair, so it gets the minimum of its pairs' scores."""
+    items, owners = [], []
+    for rec in records:
+        image = load_image(root, _as_image(rec))
+        for prompt in get_task(rec.task).judge_prompts(rec.turns):
+            items.append((image, prompt))
+            owners.append(rec.id)
+    if mode == "p_yes":
+        scores = yes_probability(model, processor, items, batch_size, renormalize=renormalize)
+    elif mode == "sampled":
+        scores = sampled_score(model, processor, items, seed=seed)
+    else:
+        raise ValueError(f"filter.score_mode must be 'p_yes' or 'sampled', got {mode!r}")
+    out: dict[str, float] = {}
+    for rid, s in zip(owners, scores, strict=True):
+        out[rid] = min(out.get(rid, 1.0), float(s))
+    return out
+
+
+def _as_image(rec: Record) -> WorldImage:
+    return WorldImage(rec.image_id, "", rec.image)
+
+
+def score_quality(records: list[Record], scores: dict[str, float]) -> dict:
+    judged = [(scores[r.id], r.oracle) for r in records if r.oracle is not None and r.id in scores]
+    value = auroc([s for s, _ in judged], [bool(o) for _, o in judged]) if judged else None
+    return {"auroc": round(value, 4) if value is not None else None, "scored": len(scores)}
+
+
+def in_selection(score: float | None, band, threshold) -> bool:
+    """``band=[lo, hi]`` keeps lo <= s < hi (hi == 1 includes 1); else ``threshold`` keeps
+    s >= threshold; neither keeps everything."""
+    if band is not None:
+        if score is None:
+            return False
+        lo, hi = band
+        return lo <= score < hi or (hi >= 1.0 and score >= hi)
+    if threshold is not None:
+        return score is not None and score >= threshold
+    return True
+
+
+def select(
+    records: list[Record], scores: dict[str, float] | None, band, threshold
+) -> tuple[list[Record], dict]:
+    kept = [
+        r for r in records if in_selection(scores.get(r.id) if scores else None, band, threshold)
+    ]
+    judged = [r.oracle for r in kept if r.oracle is not None]
+    return kept, {
+        "num_kept": len(kept),
+        "kept_share": round(len(kept) / max(1, len(records)), 4),
+        "oracle_accuracy": round(sum(judged) / len(judged), 4) if judged else None,
+    }

@@ -1,0 +1,73 @@
+"""Instruction data for Lightning: (image, conversation) examples encoded once, collated
+by the model's own processor."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from genixer.world.base import WorldImage, load_image
+
+log = logging.getLogger(__name__)
+
+# An example is an image and what the model's encoder needs besides it: a conversation
+# (list of turns) for the VLMs, a (prompt, answer) pair for the judge.
+Example = tuple[WorldImage, object]
+
+
+class EncodedDataset(Dataset):
+    """Examples encoded up front (the built-in world is small); a too-long example is
+    skipped, counted and logged, never cut."""
+
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        encode: Callable[[object, object], dict],
+        root: str | Path,
+    ) -> None:
+        self.items: list[dict] = []
+        self.skipped: dict[str, int] = {}
+        images: dict[str, object] = {}
+        for img, payload in examples:
+            if img.id not in images:
+                images[img.id] = load_image(root, img)
+            try:
+                self.items.append(encode(images[img.id], payload))
+            except ValueError as err:
+                reason = "too_long" if "length" in str(err) else "encode_error"
+                self.skipped[reason] = self.skipped.get(reason, 0) + 1
+                log.warning("skipping training example of %s: %s", img.id, err)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+class InstructionDataModule(L.LightningDataModule):
+    def __init__(
+        self, dataset: EncodedDataset, collate, batch_size: int = 32, seed: int = 0
+    ) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.collate = collate
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def train_dataloader(self) -> DataLoader:
+        import torch
+
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=gen,
+            collate_fn=self.collate,
+            drop_last=len(self.dataset) > self.batch_size,
+        )

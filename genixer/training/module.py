@@ -1,0 +1,78 @@
+"""One LightningModule for instruction tuning: generators, the judge and downstream models.
+
+The batch is whatever the model's processor collates, so the module just calls
+``model(**batch)``; the loss is the model's own, on the assistant tokens the processor marked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+# Which parameters a phase trains. "projector" is LLaVA's first stage (feature alignment).
+TRAINABLE = {
+    "all": lambda name: True,
+    "projector": lambda name: "multi_modal_projector" in name,
+    "no_vision": lambda name: "vision_tower" not in name,
+}
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class InstructionTuningModule(L.LightningModule):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        lr: float = 5e-4,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.03,
+        min_lr_ratio: float = 0.1,
+        trainable: str = "all",
+        betas: tuple[float, float] = (0.9, 0.98),
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.min_lr_ratio = min_lr_ratio
+        self.betas = tuple(betas)
+        if trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {sorted(TRAINABLE)}, got {trainable!r}")
+        self.trainable = trainable
+        self._frozen_by_model = {n for n, p in model.named_parameters() if not p.requires_grad}
+        for name, p in model.named_parameters():
+            if name not in self._frozen_by_model:
+                p.requires_grad_(TRAINABLE[trainable](name))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.model(**batch).loss
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at step {self.global_step}; lower the learning rate "
+                "or check the data. The last saved checkpoint is kept."
+            )
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(
+            params, lr=self.lr, weight_decay=self.weight_decay, betas=self.betas
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, int(total * self.warmup_ratio))
+        floor = self.min_lr_ratio
+
+        def schedule(step: int) -> float:  # linear warmup, cosine decay to floor * lr
+            if step < warmup:
+                return (step + 1) / warmup
+            t = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
