@@ -14,6 +14,7 @@ from PIL import Image
 from genixer.chat import ASSISTANT, IMAGE_TOKEN
 from genixer.models import (
     SPECIAL_TOKENS,
+    SeededSampler,
     build_tokenizer,
     build_vlm,
     generate,
@@ -231,3 +232,21 @@ def test_generation_is_batch_invariant(model, proc):
     assert other_seed[0] != batched[0]
     greedy = generate(model, proc, items, seeds, max_new_tokens=6, temperature=0.0)
     assert greedy == generate(model, proc, items, [0, 0, 0, 0], max_new_tokens=6, temperature=0.0)
+
+
+def test_seeded_sampler_rows_are_independent():
+    torch.manual_seed(3)
+    scores = torch.randn(3, 50)
+    both = SeededSampler([5, 6, 7], temperature=1.0)(None, scores).argmax(-1)
+    alone = [
+        SeededSampler([s], temperature=1.0)(None, scores[i : i + 1]).argmax(-1).item()
+        for i, s in enumerate([5, 6, 7])
+    ]
+    assert both.tolist() == alone
+    nucleus = SeededSampler([5, 6, 7], temperature=1.0, top_p=1e-6)(None, scores).argmax(-1)
+    assert torch.equal(nucleus, scores.argmax(-1))  # a tiny nucleus keeps only the top token
+
+
+def test_num_image_tokens_full_strategy(tok):
+    config = build_vlm({**SPEC, "vision_feature_select_strategy": "full"}, tok).config
+    assert num_image_tokens(config) == (32 // 16) ** 2 + 1

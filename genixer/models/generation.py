@@ -60,30 +60,27 @@ class SeededSampler(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if scores.shape[0] != len(self.seeds):
             raise ValueError(f"{scores.shape[0]} rows but {len(self.seeds)} seeds")
-        generators = self._generators()
-        # float64 on CPU: the same rounded numbers give the same cumulative sums everywhere.
+        # float64 on CPU: the same rounded numbers give the same sums whatever the batch (CPU
+        # sort/cumsum/searchsorted work row by row, so a row's result ignores its neighbours).
         logp = torch.log_softmax(scores.detach().double().cpu() / self.temperature, dim=-1)
         logp = torch.round(logp * self.scale) / self.scale
-        probs = logp.exp()
-        chosen = torch.empty(scores.shape[0], dtype=torch.long)
-        for row in range(scores.shape[0]):
-            chosen[row] = self._sample_row(probs[row], generators[row])
-        out = torch.full_like(scores, float("-inf"))
-        out[torch.arange(scores.shape[0], device=scores.device), chosen.to(scores.device)] = 0.0
-        return out
-
-    def _sample_row(self, probs: torch.Tensor, generator: torch.Generator) -> int:
         # Descending order, ties by token id (stable sort): a fixed order for the inverse CDF.
-        p_sorted, order = torch.sort(probs, descending=True, stable=True)
-        cum = torch.cumsum(p_sorted, dim=0)
-        total = cum[-1]
-        if self.top_p is not None:
-            keep = int(torch.searchsorted(cum, self.top_p * total).item()) + 1
-            cum = cum[: min(keep, cum.numel())]
-            total = cum[-1]
-        u = torch.rand((), generator=generator, dtype=torch.float64) * total
-        index = min(int(torch.searchsorted(cum, u, right=True).item()), cum.numel() - 1)
-        return int(order[index].item())
+        p_sorted, order = torch.sort(logp.exp(), dim=-1, descending=True, stable=True)
+        cum = torch.cumsum(p_sorted, dim=-1)
+        last = torch.full((cum.shape[0], 1), cum.shape[1] - 1, dtype=torch.long)
+        if self.top_p is not None:  # keep the shortest head whose mass reaches top_p
+            head = torch.searchsorted(cum, self.top_p * cum[:, -1:])
+            last = torch.minimum(head, last)
+        total = cum.gather(1, last)
+        # One draw per row per step from the row's own generator.
+        u = torch.stack(
+            [torch.rand((), generator=g, dtype=torch.float64) for g in self._generators()]
+        )
+        index = torch.searchsorted(cum, u.unsqueeze(1) * total, right=True)
+        chosen = order.gather(1, torch.minimum(index, last)).squeeze(1).to(scores.device)
+        out = torch.full_like(scores, float("-inf"))
+        out[torch.arange(scores.shape[0], device=scores.device), chosen] = 0.0
+        return out
 
 
 @torch.inference_mode()
