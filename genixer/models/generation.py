@@ -102,6 +102,8 @@ def generate(
     """
     if len(items) != len(seeds):
         raise ValueError(f"{len(items)} items but {len(seeds)} seeds")
+    if temperature < 0:
+        raise ValueError("temperature must be >= 0")
     if not items:
         return []
     encoded = [processor.encode(image, turns, generation=True) for image, turns in items]
