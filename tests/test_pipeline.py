@@ -1,0 +1,141 @@
+"""The whole pipeline, shrunk: the CLI end to end, stage re-use, and resume."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tiny_overrides
+
+SUMMARY_KEYS = [
+    ("generation", "num_records"),
+    ("generation", "parse_failures"),
+    ("generation", "oracle_accuracy"),
+    ("generation", "task_mix"),
+    ("generation", "diversity"),
+    ("filter", "auroc"),
+    ("select", "num_kept"),
+    ("select", "oracle_accuracy"),
+    ("downstream", "accuracy"),
+    ("downstream", "baseline_accuracy"),
+]
+STAGES = [
+    "world",
+    "collect",
+    "train_base",
+    "train_generator",
+    "generate",
+    "train_judge",
+    "score",
+    "select",
+    "export",
+    "downstream_baseline",
+    "downstream_synthetic",
+]
+
+
+def run_cli(tmp: Path, run_dir: str, *extra: str) -> subprocess.CompletedProcess:
+    overrides = [o for o in tiny_overrides(tmp) if not o.startswith("paths.output_dir")]
+    return subprocess.run(
+        [sys.executable, "-m", "genixer.run", *overrides, f"hydra.run.dir={tmp}/{run_dir}", *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_cli_end_to_end_then_every_stage_is_reused(tmp_path):
+    first = run_cli(tmp_path, "run1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    path = Path(first.stdout.strip().splitlines()[-1])
+    assert path == tmp_path / "run1" / "summary.json"
+    summary = json.loads(path.read_text())
+    for group, key in SUMMARY_KEYS:
+        assert key in summary[group], (group, key)
+    assert set(summary["stages"]) == set(STAGES)
+    assert all(s["status"] == "ran" for s in summary["stages"].values())
+    assert summary["generation"]["num_records"] + summary["generation"]["parse_failures"] == 16
+    assert "kinds" in summary["generation"]["diversity"]
+    assert (tmp_path / "run1" / "samples.png").exists() or summary["generation"]["num_records"] == 0
+    exported = json.loads(Path(summary["export"]["llava_json"]).read_text())
+    assert len(exported) == summary["select"]["num_kept"]
+
+    second = run_cli(tmp_path, "run2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    again = json.loads(Path(second.stdout.strip().splitlines()[-1]).read_text())
+    assert all(s["status"] == "reused" for s in again["stages"].values())
+    assert again["generation"] == summary["generation"]
+    assert again["downstream"] == summary["downstream"]
+
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        runs = db.execute("select status from runs").fetchall()
+        params = db.execute("select count(*) from params").fetchone()[0]
+        metrics = {r[0] for r in db.execute("select key from metrics")}
+    assert [r[0] for r in runs] == ["FINISHED", "FINISHED"]
+    assert params > 50
+    assert {"downstream.accuracy", "select.num_kept", "stages.generate.seconds"} <= metrics
+
+
+def test_a_downstream_only_change_reuses_every_upstream_stage(compose_cfg, tmp_path):
+    from genixer.pipeline import Pipeline
+
+    Pipeline(compose_cfg(tiny_overrides(tmp_path))).run()
+    p = Pipeline(compose_cfg([*tiny_overrides(tmp_path), "downstream.finetune.lr=1e-4"]))
+    p.run()
+    status = {k: v.status for k, v in p.results.items()}
+    assert status.pop("downstream_baseline") == "ran"
+    assert status.pop("downstream_synthetic") == "ran"
+    assert set(status.values()) == {"reused"}
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_generation_resumes_after_an_interrupt_and_writes_each_record_once(
+    compose_cfg, tmp_path, monkeypatch
+):
+    from genixer.pipeline import Pipeline
+    from genixer.stages import generate as G
+
+    overrides = [*tiny_overrides(tmp_path), "generate.per_image=2", "generate.batch_size=2"]
+    real = G.generate
+    calls = {"n": 0}
+
+    def crash_after_three_batches(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise Crash("simulated crash mid-generation")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(G, "generate", crash_after_three_batches)
+    with pytest.raises(Crash):
+        Pipeline(compose_cfg(overrides)).run()
+    gen_dirs = list((tmp_path / "cache" / "generate").iterdir())
+    assert len(gen_dirs) == 1 and not (gen_dirs[0] / "manifest.json").exists()
+    assert len(list((gen_dirs[0] / "raw").glob("shard-*.jsonl"))) == 1  # one whole shard
+
+    monkeypatch.setattr(G, "generate", real)
+    resumed = Pipeline(compose_cfg(overrides))
+    resumed.run()
+    info = resumed.results["generate"].info
+    assert info["shards_resumed"] == 1
+    lines = []
+    for shard in sorted((gen_dirs[0] / "raw").glob("shard-*.jsonl")):
+        lines += shard.read_text().splitlines()
+    ids = [json.loads(line)["id"] for line in lines]
+    assert len(ids) == len(set(ids)) == 16
+
+    # identical to a run that was never interrupted
+    fresh = tmp_path / "fresh"
+    clean = Pipeline(
+        compose_cfg([*tiny_overrides(fresh), "generate.per_image=2", "generate.batch_size=2"])
+    )
+    clean.run()
+    clean_records = (clean.results["generate"].path / "records.jsonl").read_text()
+    assert (resumed.results["generate"].path / "records.jsonl").read_text() == clean_records
