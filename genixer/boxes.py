@@ -52,6 +52,11 @@ def _fmt(v: float) -> str:
     return f"{clip01(v):.{DECIMALS}f}"
 
 
+def quantize(values: Sequence[float]) -> tuple[float, ...]:
+    """The values a box or point has once written as text (clipped, ``DECIMALS`` places)."""
+    return tuple(float(_fmt(v)) for v in values)
+
+
 def format_box(box: Sequence[float]) -> str:
     if len(box) != 4:
         raise ValueError(f"a box has 4 numbers, got {len(box)}")
