@@ -14,12 +14,20 @@ import random
 import time
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
+from torch.utils.data import DataLoader, TensorDataset
 
 from genixer.models.judge import JudgeProcessor, load_judge, save_judge
 from genixer.models.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from genixer.models.vision_pretrain import (
+    PatchAttributeModule,
+    load_tower,
+    patch_labels,
+    save_tower,
+)
 from genixer.models.vlm import load_vlm, processor_for, save_vlm
-from genixer.record import QA, write_jsonl
+from genixer.record import QA, read_jsonl, read_records, write_jsonl
 from genixer.stages import collect as C
 from genixer.stages import downstream as D
 from genixer.stages import export as E
@@ -31,6 +39,7 @@ from genixer.tasks.base import judge_prompt
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
 from genixer.utils import build, to_plain
+from genixer.world.base import load_image
 from genixer.world.questions import BY_NAME, KINDS, random_question
 
 log = logging.getLogger(__name__)
@@ -118,7 +127,23 @@ class Pipeline:
             "seed": self.seed,
             "checkpoint": g.checkpoint,
         }
-        self.base = self._stage("train_base", 1, base_key, {"collect": self.collect}, self._base)
+        vision_key = {
+            "spec": g.model.spec,
+            "train": g.vision_pretrain,
+            "seed": self.seed,
+            "trainer": self._trainer_key(),
+        }
+        self.vision = None
+        if g.vision_pretrain and not g.checkpoint:
+            self.vision = self._stage(
+                "pretrain_vision",
+                1,
+                vision_key,
+                {"world": self.world, "collect": self.collect},
+                self._vision_fn,
+            )
+        base_inputs = {"collect": self.collect} | ({"vision": self.vision} if self.vision else {})
+        self.base = self._stage("train_base", 1, base_key, base_inputs, self._base)
         gen_key = {"train": g.gen_train, "trainer": self._trainer_key(), "seed": self.seed}
         self.generator = self._stage(
             "train_generator",
@@ -134,14 +159,56 @@ class Pipeline:
             model = load_vlm(g.checkpoint)
             save_vlm(model, folder / "model")
             return {"from_checkpoint": str(g.checkpoint)}
-        D.seed_model_init(self.seed, "base")
-        model = build(g.model, tokenizer=self.tokenizer)
+        model = self._new_vlm(self.cfg.generator.model, self.seed, "base")
         plain = C.read_plain(self.collect.path)
         info = self._fit_vlm(
             model, self.tokenizer, _vlm_examples(plain, self.by_id), g.base_train, folder, self.seed
         )
         save_vlm(model, folder / "model")
         return info
+
+    def _new_vlm(self, model_cfg, seed: int, tag: str):
+        """A fresh tiny VLM; its vision tower from the vision pretraining stage, if any."""
+        D.seed_model_init(seed, tag)
+        model = build(model_cfg, tokenizer=self.tokenizer)
+        if self.vision is not None:
+            load_tower(model, self.vision.path)
+        return model
+
+    def _vision_fn(self, folder: Path) -> dict:
+        g = self.cfg.generator
+        D.seed_model_init(self.seed, "vision")
+        model = build(g.model, tokenizer=self.tokenizer)
+        processor = processor_for(model, self.tokenizer)
+        spec = g.model.spec
+        images = self.splits["collection"]
+        pixels = torch.stack([processor.pixels(load_image(self.world.path, i)) for i in images])
+        labels = torch.stack(
+            [patch_labels(i.scene, spec.image_size, spec.patch_size) for i in images]
+        )
+        tower = model.model.vision_tower
+        module = PatchAttributeModule(
+            tower, spec.get("vision_feature_layer", -2), g.vision_pretrain.lr
+        )
+        loader = DataLoader(
+            TensorDataset(pixels, labels),
+            batch_size=g.vision_pretrain.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+        trainer = build(
+            self.cfg.trainer,
+            max_steps=int(g.vision_pretrain.steps),
+            default_root_dir=str(folder / "logs"),
+        )
+        trainer.fit(module, loader)
+        save_tower(tower, folder)
+        acc = trainer.callback_metrics.get("train/patch_acc")
+        return {
+            "steps": int(trainer.global_step),
+            "images": len(images),
+            "patch_accuracy": round(float(acc), 4) if acc is not None else None,
+        }
 
     def _gen_train(self, folder: Path) -> dict:
         g = self.cfg.generator
@@ -237,7 +304,7 @@ class Pipeline:
                 {"judge": self.judge, "generate": self.generated},
                 self._score_fn,
             )
-            self.scores = {r["id"]: r["score"] for r in _read_jsonl(self.scored.path / S.SCORES)}
+            self.scores = {r["id"]: r["score"] for r in read_jsonl(self.scored.path / S.SCORES)}
         elif f.name != "none":
             raise ValueError(f"filter={f.name} is not available for this pipeline yet")
         sel_key = {"band": f.get("band"), "threshold": f.get("threshold"), "filter": f.name}
@@ -308,9 +375,8 @@ class Pipeline:
 
     def _export(self) -> None:
         def fn(folder: Path) -> dict:
-            kept = [r for r in G.load_records(self.generated.path)]
-            ids = {json.loads(line)["id"] for line in open(self.selected.path / "selected.jsonl")}
-            return E.export_llava([r for r in kept if r.id in ids], self.world.path, folder)
+            kept = read_records(self.selected.path / "selected.jsonl")
+            return E.export_llava(kept, self.world.path, folder)
 
         self.exported = self._stage("export", 1, {}, {"select": self.selected}, fn)
 
@@ -324,6 +390,8 @@ class Pipeline:
             "trainer": self._trainer_key(),
         }
         base_inputs = {"world": self.world, "collect": self.collect}
+        if self.vision is not None:
+            base_inputs["vision"] = self.vision
         self.baseline = self._stage(
             "downstream_baseline",
             1,
@@ -343,8 +411,7 @@ class Pipeline:
     def _downstream_fn(self, folder: Path, synthetic: bool) -> dict:
         d = self.cfg.downstream
         seed = int(d.seed)
-        D.seed_model_init(seed, "downstream")
-        model = build(d.model, tokenizer=self.tokenizer)
+        model = self._new_vlm(d.model, seed, "downstream")
         info: dict = {}
         if synthetic:
             entries = E.read_llava(self.exported.path / E.LLAVA_JSON)
@@ -410,12 +477,6 @@ class Pipeline:
             "wall_seconds": round(seconds, 1),
         }
         return summary
-
-
-def _read_jsonl(path: Path):
-    from genixer.record import read_jsonl
-
-    return read_jsonl(path)
 
 
 def write_summary(summary: dict, out_dir: Path) -> Path:

@@ -102,6 +102,10 @@ class GenixerVLM(LlavaForConditionalGeneration):
         self.post_init()
         freeze_unused_vision_parameters(self)
 
+    def freeze_unused_parameters(self) -> list[str]:
+        """Freeze what can never get a gradient (see :func:`freeze_unused_vision_parameters`)."""
+        return freeze_unused_vision_parameters(self)
+
 
 AutoConfig.register(GenixerVLMConfig.model_type, GenixerVLMConfig, exist_ok=True)
 

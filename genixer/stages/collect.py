@@ -7,12 +7,12 @@ import random
 from collections import Counter
 from collections.abc import Iterable
 
+from genixer.chat import prompt as chat_prompt
 from genixer.record import QA, read_jsonl, write_jsonl
 from genixer.tasks import get_task
 from genixer.tasks.base import judge_prompt
 from genixer.tasks.templates import (
     GENERIC_INSTRUCTIONS,
-    JUDGE_PROMPT,
     MC_ANSWER_HINT,
     TASK_SUFFIX,
     instruction,
@@ -97,13 +97,11 @@ def kind_shares(rows: Iterable[dict]) -> dict[str, float]:
 
 def tokenizer_corpus(pairs: list[dict], plain: list[dict]) -> list[str]:
     """Every text the models will read or write, so common words become single tokens."""
-    corpus = list(GENERIC_INSTRUCTIONS) + list(TASK_SUFFIX.values())
-    corpus += [MC_ANSWER_HINT, JUDGE_PROMPT, "USER: ASSISTANT: Yes No"]
-    for r in pairs:
-        corpus += [r["instruction"], r["target"]]
+    corpus = list(GENERIC_INSTRUCTIONS) + list(TASK_SUFFIX.values()) + [MC_ANSWER_HINT]
+    corpus += [chat_prompt([(r["instruction"], r["target"])]) for r in pairs]
     for r in plain[:2000]:
-        for q, a in r["turns"]:
-            corpus += [q, a, judge_prompt(QA(q, a))]
+        corpus.append(chat_prompt([tuple(t) for t in r["turns"]]))
+        corpus += [judge_prompt(QA(q, a)) + " Yes No" for q, a in r["turns"]]
     return corpus
 
 

@@ -33,7 +33,10 @@ class MultiChoiceVQA(Task):
         if kind.startswith("count"):  # plausible counts only
             space = [a for a in space if int(a) <= 5]
         options = rng.sample(space, min(MAX_OPTIONS - 1, len(space))) + [answer]
-        rng.shuffle(options)
+        # Options in the answer space's own order (counts ascending, colours as listed):
+        # a generator sampled at low temperature then cannot repeat an option.
+        order = BY_NAME[kind].answer_space
+        options.sort(key=order.index)
         return QA(question, letter(options.index(answer)), options=options, kind=kind)
 
     def serialize(self, turns: list[QA]) -> str:

@@ -10,6 +10,7 @@ import lightning as L
 
 from genixer.training.data import EncodedDataset, InstructionDataModule
 from genixer.training.module import InstructionTuningModule
+from genixer.training.progress import ProgressLog
 from genixer.utils import build
 
 
@@ -41,7 +42,13 @@ def fit(
     data = InstructionDataModule(
         dataset, partial(collate, padding_side="right"), train_cfg["batch_size"], seed
     )
-    trainer = build(trainer_cfg, max_steps=int(train_cfg["steps"]), default_root_dir=str(log_dir))
+    progress = ProgressLog(name=Path(log_dir).parent.parent.name)
+    trainer = build(
+        trainer_cfg,
+        max_steps=int(train_cfg["steps"]),
+        default_root_dir=str(log_dir),
+        callbacks=[progress],
+    )
     trainer.fit(module, datamodule=data)
     loss = trainer.callback_metrics.get("train/loss")
     return {
@@ -49,4 +56,6 @@ def fit(
         "skipped": dict(dataset.skipped),
         "steps": int(trainer.global_step),
         "final_loss": float(loss) if loss is not None else math.nan,
+        "steps_per_s": progress.rate(),
+        "tokens_per_s": progress.token_rate(),
     }

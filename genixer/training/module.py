@@ -44,10 +44,12 @@ class InstructionTuningModule(L.LightningModule):
         if trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {sorted(TRAINABLE)}, got {trainable!r}")
         self.trainable = trainable
-        self._frozen_by_model = {n for n, p in model.named_parameters() if not p.requires_grad}
         for name, p in model.named_parameters():
-            if name not in self._frozen_by_model:
-                p.requires_grad_(TRAINABLE[trainable](name))
+            p.requires_grad_(TRAINABLE[trainable](name))
+        # Parameters that can never get a gradient stay frozen whatever the phase says.
+        refreeze = getattr(model, "freeze_unused_parameters", None)
+        if callable(refreeze):
+            refreeze()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.model(**batch).loss

@@ -1,0 +1,52 @@
+"""Training progress in the run's log: step, loss, rate and ETA, whether or not a terminal
+shows Lightning's progress bar (logs of batch jobs need it most)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import lightning as L
+
+log = logging.getLogger("genixer.train")
+
+
+class ProgressLog(L.Callback):
+    def __init__(self, name: str = "train", every_s: float = 15.0) -> None:
+        self.name = name
+        self.every_s = every_s
+        self.start = self.last = 0.0
+        self.steps = 0
+        self.tokens = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = self.last = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps = trainer.global_step
+        self.tokens += int(batch["attention_mask"].sum())
+        now = time.perf_counter()
+        if now - self.last < self.every_s and self.steps < trainer.max_steps:
+            return
+        self.last = now
+        rate = self.rate() or 0.0
+        eta = (trainer.max_steps - self.steps) / rate if rate else float("nan")
+        loss = trainer.callback_metrics.get("train/loss")
+        log.info(
+            "%s step %d/%d loss %.4f | %.2f steps/s, %.0f tokens/s, ETA %.0fs",
+            self.name,
+            self.steps,
+            trainer.max_steps,
+            float(loss) if loss is not None else float("nan"),
+            rate,
+            self.token_rate() or 0.0,
+            eta,
+        )
+
+    def rate(self) -> float | None:
+        elapsed = time.perf_counter() - self.start
+        return round(self.steps / elapsed, 3) if self.steps and elapsed > 0 else None
+
+    def token_rate(self) -> float | None:
+        elapsed = time.perf_counter() - self.start
+        return round(self.tokens / elapsed, 1) if self.tokens and elapsed > 0 else None
