@@ -38,6 +38,7 @@ from genixer.stages.world import load_splits, materialize
 from genixer.tasks.base import judge_prompt
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
+from genixer.training.progress import ProgressLog
 from genixer.utils import build, to_plain
 from genixer.world.base import load_image
 from genixer.world.questions import BY_NAME, KINDS, random_question
@@ -92,7 +93,7 @@ class Pipeline:
             "seed": self.seed,
             "vocab_size": cfg.generator.vocab_size,
         }
-        self.collect = self._stage("collect", 1, coll_cfg, {"world": self.world}, self._collect)
+        self.collect = self._stage("collect", 2, coll_cfg, {"world": self.world}, self._collect)
         self.tokenizer = load_tokenizer(self.collect.path / "tokenizer")
         self._train_generator()
         self._generate()

@@ -45,17 +45,25 @@ class PatchAttributeModule(L.LightningModule):
         self.tower = tower
         self.feature_layer = feature_layer
         self.head = nn.Linear(tower.config.hidden_size, NUM_CLASSES)
+        # Naming each patch's own grid position makes the features carry it linearly, so
+        # the language model can read "where" from a token instead of inferring it.
+        n_patches = (tower.config.image_size // tower.config.patch_size) ** 2
+        self.position_head = nn.Linear(tower.config.hidden_size, n_patches)
         self.lr = lr
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.tower(pixel_values=pixel_values, output_hidden_states=True)
         feats = out.hidden_states[self.feature_layer][:, 1:]  # drop CLS, as "default" does
-        return self.head(feats)
+        return self.head(feats), self.position_head(feats)
 
     def training_step(self, batch, batch_idx):
         pixels, labels = batch
-        logits = self(pixels)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, NUM_CLASSES), labels.reshape(-1))
+        logits, where = self(pixels)
+        positions = torch.arange(where.shape[1], device=where.device).expand(where.shape[0], -1)
+        ce = nn.functional.cross_entropy
+        loss = ce(logits.reshape(-1, NUM_CLASSES), labels.reshape(-1)) + ce(
+            where.reshape(-1, where.shape[-1]), positions.reshape(-1)
+        )
         acc = (logits.argmax(-1) == labels).float().mean()
         self.log_dict({"train/loss": loss, "train/patch_acc": acc}, prog_bar=True)
         return loss
