@@ -38,12 +38,27 @@ from genixer.stages.world import load_splits, materialize
 from genixer.tasks.base import judge_prompt
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
-from genixer.training.progress import ProgressLog
 from genixer.utils import build, to_plain
 from genixer.world.base import load_image
 from genixer.world.questions import BY_NAME, KINDS, random_question
 
 log = logging.getLogger(__name__)
+
+# Bump a stage's version when its code changes what it writes: the cache key includes it.
+STAGE_VERSIONS = {
+    "world": 1,
+    "collect": 3,
+    "pretrain_vision": 2,
+    "train_base": 1,
+    "train_generator": 1,
+    "generate": 1,
+    "train_judge": 1,
+    "score": 1,
+    "select": 1,
+    "export": 1,
+    "downstream_baseline": 1,
+    "downstream_synthetic": 1,
+}
 
 
 def _vlm_examples(rows: list[dict], by_id: dict) -> list:
@@ -58,8 +73,8 @@ class Pipeline:
         self.seed = int(cfg.seed)
 
     # ----------------------------------------------------------------- helpers
-    def _stage(self, name: str, version: int, config, inputs: dict, fn) -> StageResult:
-        res = self.cache.run(name, version, to_plain(config), inputs, fn)
+    def _stage(self, name: str, config, inputs: dict, fn) -> StageResult:
+        res = self.cache.run(name, STAGE_VERSIONS[name], to_plain(config), inputs, fn)
         self.results[name] = res
         log.info("stage %-22s %s (%.1fs) %s", name, res.status, res.seconds, res.path)
         return res
@@ -85,7 +100,7 @@ class Pipeline:
     def run(self) -> dict:
         cfg = self.cfg
         start = time.perf_counter()
-        self.world = self._stage("world", 1, cfg.world, {}, lambda f: materialize(cfg.world, f))
+        self.world = self._stage("world", cfg.world, {}, lambda f: materialize(cfg.world, f))
         self.splits = load_splits(self.world.path)
         self.by_id = {i.id: i for items in self.splits.values() for i in items}
         coll_cfg = {
@@ -93,7 +108,7 @@ class Pipeline:
             "seed": self.seed,
             "vocab_size": cfg.generator.vocab_size,
         }
-        self.collect = self._stage("collect", 2, coll_cfg, {"world": self.world}, self._collect)
+        self.collect = self._stage("collect", coll_cfg, {"world": self.world}, self._collect)
         self.tokenizer = load_tokenizer(self.collect.path / "tokenizer")
         self._train_generator()
         self._generate()
@@ -107,7 +122,13 @@ class Pipeline:
         pairs, skipped = C.generator_pairs(
             self.splits["collection"], list(c.tasks), dict(c.share), dict(c.tau), self.seed
         )
-        plain = C.plain_rows(self.splits["collection"], self.seed, "plain")
+        plain_tasks = c.get("plain_tasks")
+        plain = C.plain_rows(
+            self.splits["collection"],
+            self.seed,
+            "plain",
+            list(plain_tasks) if plain_tasks else None,
+        )
         C.write_collection(folder, pairs, plain)
         tok = build_tokenizer(C.tokenizer_corpus(pairs, plain), self.cfg.generator.vocab_size)
         save_tokenizer(tok, folder / "tokenizer")
@@ -116,6 +137,9 @@ class Pipeline:
             "plain": len(plain),
             "skipped": dict(skipped),
             "kind_shares": C.kind_shares(pairs),
+            "kind_shares_by_task": {
+                t: C.kind_shares(p for p in pairs if p["task"] == t) for t in c.tasks
+            },
             "task_counts": {t: sum(p["task"] == t for p in pairs) for t in c.tasks},
         }
 
@@ -138,17 +162,15 @@ class Pipeline:
         if g.vision_pretrain and not g.checkpoint:
             self.vision = self._stage(
                 "pretrain_vision",
-                1,
                 vision_key,
                 {"world": self.world, "collect": self.collect},
                 self._vision_fn,
             )
         base_inputs = {"collect": self.collect} | ({"vision": self.vision} if self.vision else {})
-        self.base = self._stage("train_base", 1, base_key, base_inputs, self._base)
+        self.base = self._stage("train_base", base_key, base_inputs, self._base)
         gen_key = {"train": g.gen_train, "trainer": self._trainer_key(), "seed": self.seed}
         self.generator = self._stage(
             "train_generator",
-            1,
             gen_key,
             {"base": self.base, "collect": self.collect},
             self._gen_train,
@@ -238,7 +260,6 @@ class Pipeline:
         }
         self.generated = self._stage(
             "generate",
-            1,
             gen_cfg,
             {"generator": self.generator, "world": self.world},
             self._generate_fn,
@@ -292,7 +313,6 @@ class Pipeline:
             }
             self.judge = self._stage(
                 "train_judge",
-                1,
                 judge_key,
                 {"world": self.world, "collect": self.collect},
                 self._judge_fn,
@@ -300,7 +320,6 @@ class Pipeline:
             score_key = {"mode": f.score_mode, "renormalize": f.renormalize, "seed": self.seed}
             self.scored = self._stage(
                 "score",
-                1,
                 score_key,
                 {"judge": self.judge, "generate": self.generated},
                 self._score_fn,
@@ -312,7 +331,7 @@ class Pipeline:
         inputs = {"generate": self.generated} | (
             {"score": self.scored} if self.scores is not None else {}
         )
-        self.selected = self._stage("select", 1, sel_key, inputs, self._select_fn)
+        self.selected = self._stage("select", sel_key, inputs, self._select_fn)
 
     def _judge_fn(self, folder: Path) -> dict:
         f = self.cfg.filter
@@ -379,7 +398,7 @@ class Pipeline:
             kept = read_records(self.selected.path / "selected.jsonl")
             return E.export_llava(kept, self.world.path, folder)
 
-        self.exported = self._stage("export", 1, {}, {"select": self.selected}, fn)
+        self.exported = self._stage("export", {}, {"select": self.selected}, fn)
 
     def _downstream(self) -> None:
         d = self.cfg.downstream
@@ -395,7 +414,6 @@ class Pipeline:
             base_inputs["vision"] = self.vision
         self.baseline = self._stage(
             "downstream_baseline",
-            1,
             key,
             base_inputs,
             lambda f: self._downstream_fn(f, synthetic=False),
@@ -403,7 +421,6 @@ class Pipeline:
         key_s = key | {"pretrain": d.pretrain}
         self.synthetic = self._stage(
             "downstream_synthetic",
-            1,
             key_s,
             base_inputs | {"export": self.exported},
             lambda f: self._downstream_fn(f, synthetic=True),
@@ -422,11 +439,13 @@ class Pipeline:
                     info[f"pretrain_{i}"] = self._fit_vlm(
                         model, self.tokenizer, syn, phase, folder / f"p{i}", seed + 10 + i
                     )
-        small = C.plain_rows(self.splits["downstream"], seed, "downstream")
+        tasks = list(d.small_set_tasks) if d.get("small_set_tasks") else None
+        small = C.plain_rows(self.splits["downstream"], seed, "downstream", tasks)
         info["finetune"] = self._fit_vlm(
             model, self.tokenizer, _vlm_examples(small, self.by_id), d.finetune, folder, seed + 20
         )
-        questions = D.benchmark_questions(self.splits["benchmark"], d.eval.per_image, self.seed)
+        metric = d.eval.get("metric", "vqa")
+        questions = D.QUESTION_MAKERS[metric](self.splits["benchmark"], d.eval.per_image, self.seed)
         write_jsonl(folder / D.QUESTIONS, questions)
         processor = processor_for(model, self.tokenizer)
         info |= D.evaluate_vqa(
@@ -438,13 +457,19 @@ class Pipeline:
             d.eval.max_new_tokens,
             folder / D.ANSWERS,
             "synthetic" if synthetic else "baseline",
+            metric,
         )
         return info
 
     # ----------------------------------------------------------------- summary
     def _summary(self, seconds: float) -> dict:
         gen = self.generated.info
-        training_shares = self.collect.info["kind_shares"]
+        # Compare with what the generator saw for the task it was asked for.
+        task = self.cfg.task.name
+        info = self.collect.info
+        training_shares = (
+            info["kind_shares"] if task == "generic" else info["kind_shares_by_task"][task]
+        )
         summary = {
             "generation": {
                 "num_records": gen["num_records"],

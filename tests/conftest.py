@@ -28,9 +28,22 @@ TINY_JUDGE = [
 ]
 
 
-def tiny_overrides(tmp: Path) -> list[str]:
+FILTER_TINY = {
+    "fuyu": [
+        "filter.train.steps=2",
+        "filter.train.batch_size=8",
+        "filter.train.items_per_image=2",
+        *TINY_JUDGE,
+    ],
+    "none": [],
+}
+
+
+def tiny_overrides(tmp: Path, filter_name: str = "fuyu") -> list[str]:
     """A whole pipeline in well under a minute: a few images, a few steps per stage."""
     return [
+        f"filter={filter_name}",
+        *FILTER_TINY[filter_name],
         f"paths.cache_dir={tmp}/cache",
         f"paths.root_dir={tmp}",
         f"paths.output_dir={tmp}/out",
@@ -44,9 +57,6 @@ def tiny_overrides(tmp: Path) -> list[str]:
         "generator.base_train.batch_size=8",
         "generator.gen_train.steps=2",
         "generator.gen_train.batch_size=8",
-        "filter.train.steps=2",
-        "filter.train.batch_size=8",
-        "filter.train.items_per_image=2",
         "downstream.finetune.steps=2",
         "downstream.finetune.batch_size=8",
         "downstream.pretrain=[{steps:1,batch_size:8,lr:1e-3,trainable:projector},"
@@ -54,8 +64,8 @@ def tiny_overrides(tmp: Path) -> list[str]:
         "generate.max_new_tokens=6",
         "generate.shard_size=4",
         "trainer.enable_progress_bar=false",
+        "generator.vision_pretrain.steps=2",
         *TINY_VLM,
-        *TINY_JUDGE,
     ]
 
 

@@ -73,17 +73,42 @@ def plain_conversation(scene, rng: random.Random, kinds: Iterable[str] | None = 
     return out
 
 
-def plain_rows(images: Iterable[WorldImage], seed: int, tag: str) -> list[dict]:
+def task_conversation(scene, rng: random.Random, tasks: list[str], per_task: int = 2) -> list:
+    """A multi-turn conversation of samples from the given tasks, in their downstream form
+    (e.g. REC questions answered with boxes for a Shikra-style model)."""
+    turns = []
+    for name in tasks:
+        task = get_task(name)
+        for _ in range(per_task):
+            sample = task.sample(scene, rng)
+            if sample is not None:
+                kinds = [t.kind for t in sample]
+                for (q, a), k in zip(
+                    task.conversation(sample), kinds + [kinds[-1]] * 9, strict=False
+                ):
+                    turns.append((q, a, k))
+    rng.shuffle(turns)
+    return turns
+
+
+def plain_rows(
+    images: Iterable[WorldImage], seed: int, tag: str, tasks: list[str] | None = None
+) -> list[dict]:
+    """One multi-turn conversation per image: every question kind once (``tasks`` None), or
+    samples of the given tasks in their downstream form."""
     rng = random.Random(f"{seed}:{tag}")
     rows = []
     for img in images:
-        turns = plain_conversation(img.scene, rng)
+        if tasks is None:
+            turns = [(t.question, t.answer, t.kind) for t in plain_conversation(img.scene, rng)]
+        else:
+            turns = task_conversation(img.scene, rng, tasks)
         rows.append(
             {
                 "image_id": img.id,
                 "image": img.path,
-                "turns": [[t.question, t.answer] for t in turns],
-                "kinds": [t.kind for t in turns],
+                "turns": [[q, a] for q, a, _ in turns],
+                "kinds": [k for _, _, k in turns],
             }
         )
     return rows

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from genixer.evaluation import vqa_accuracy
+from genixer.evaluation import rec_accuracy, vqa_accuracy
 from genixer.models.generation import generate
 from genixer.record import stable_seed, write_jsonl
 from genixer.world.base import WorldImage, load_image
@@ -56,9 +56,10 @@ def evaluate_vqa(
     max_new_tokens: int,
     answers_path: Path,
     model_id: str,
+    metric: str = "vqa",
 ) -> dict:
     """Greedy answers for every question; writes LLaVA's answers file; returns accuracy
-    overall and per category."""
+    (``metric``: VQA soft accuracy or REC accuracy at IoU 0.5) overall and per category."""
     rows, per_cat = [], {}
     for b in range(0, len(questions), batch_size):
         batch = questions[b : b + batch_size]
@@ -68,7 +69,7 @@ def evaluate_vqa(
         ]
         preds = generate(model, processor, items, [0] * len(batch), max_new_tokens, temperature=0.0)
         for q, p in zip(batch, preds, strict=True):
-            acc = vqa_accuracy(p, [q["answer"]])
+            acc = SCORERS[metric](p, q["answer"])
             per_cat.setdefault(q["category"], []).append(acc)
             rows.append(
                 {
@@ -91,3 +92,45 @@ def evaluate_vqa(
 
 def seed_model_init(seed: int, tag: str) -> None:
     torch.manual_seed(stable_seed(seed, tag))
+
+
+def rec_questions(images: list[WorldImage], per_image: int, seed: int) -> list[dict]:
+    """REC benchmark items: the REC task's own question; ``answer`` is the true box text."""
+    from genixer.tasks import get_task
+
+    rec = get_task("rec")
+    rng = random.Random(f"{seed}:rec-benchmark")
+    out = []
+    for img in images:
+        for k in range(per_image):
+            sample = rec.sample(img.scene, rng)
+            if sample is None:
+                continue
+            ((q, a),) = rec.conversation(sample)
+            out.append(
+                {
+                    "question_id": f"{img.id}-rec{k}",
+                    "image": img.path,
+                    "image_id": img.id,
+                    "text": q,
+                    "category": sample[0].kind,
+                    "answer": a,
+                }
+            )
+    return out
+
+
+def rec_prediction_score(prediction: str, answer: str) -> float:
+    """1.0 when the first box in the prediction has IoU >= 0.5 with the true box."""
+    from genixer.boxes import BoxParseError, find_brackets, parse_box
+
+    try:
+        found = find_brackets(prediction)
+        box = parse_box(found[0][2]) if found else None
+    except BoxParseError:
+        box = None
+    return rec_accuracy([box], [parse_box(answer)])
+
+
+SCORERS = {"vqa": lambda p, a: vqa_accuracy(p, [a]), "rec": rec_prediction_score}
+QUESTION_MAKERS = {"vqa": benchmark_questions, "rec": rec_questions}

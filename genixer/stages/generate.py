@@ -17,7 +17,8 @@ from pathlib import Path
 from genixer.evaluation import normalize_answer
 from genixer.models.generation import generate
 from genixer.record import Record, read_jsonl, record_id, stable_seed, write_jsonl
-from genixer.tasks import AgnosticTask, ParseError, get_task
+from genixer.tasks import AgnosticTask, ParseError, detect_grounding, get_task
+from genixer.tasks.generic import detect_generic
 from genixer.tasks.templates import instruction
 from genixer.world.base import WorldImage, load_image
 
@@ -114,7 +115,9 @@ def parse_generations(
     scenes: dict[str, object],
 ) -> dict:
     """Raw shards -> ``records.jsonl`` (parsed, oracle-checked) + ``parse_failures.jsonl``."""
-    agnostic = AgnosticTask(members) if task == "generic" else None
+    grounding = all(get_task(m).group == "grounding" for m in members)
+    detect = detect_grounding if grounding else detect_generic
+    agnostic = AgnosticTask(members, detect) if task == "generic" else None
     records, failures = [], []
     reasons: Counter = Counter()
     for path in sorted((folder / "raw").glob("shard-*.jsonl")):
