@@ -23,9 +23,11 @@ whose score passes a threshold. This module owns that filter:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -72,6 +74,11 @@ Tokenizer = Callable[[list[str]], torch.Tensor]
 # --------------------------------------------------------------------------- build / io
 
 
+@functools.cache
+def _tokenizer_vocab_size() -> int:
+    return len(SimpleTokenizer().encoder)
+
+
 def _check_spec(spec: dict) -> dict:
     spec = dict(spec)
     missing = [k for k in SPEC_KEYS if k not in spec]
@@ -79,7 +86,9 @@ def _check_spec(spec: dict) -> dict:
         raise ValueError(f"CLIP spec is missing {missing}")
     unknown = sorted(set(spec) - set(SPEC_KEYS) - set(OPTIONAL_SPEC_KEYS))
     if unknown:
-        raise ValueError(f"unknown CLIP spec keys {unknown}; known: {SPEC_KEYS + OPTIONAL_SPEC_KEYS}")
+        raise ValueError(
+            f"unknown CLIP spec keys {unknown}; known: {SPEC_KEYS + OPTIONAL_SPEC_KEYS}"
+        )
     for k in SPEC_KEYS:
         spec[k] = int(spec[k])
         if spec[k] <= 0:
@@ -90,7 +99,7 @@ def _check_spec(spec: dict) -> dict:
     for w, h in (("vision_width", "vision_heads"), ("text_width", "text_heads")):
         if spec[w] % spec[h]:
             raise ValueError(f"{w}={spec[w]} is not divisible by {h}={spec[h]}")
-    n_vocab = len(SimpleTokenizer().encoder)
+    n_vocab = _tokenizer_vocab_size()
     if spec["vocab_size"] < n_vocab:
         raise ValueError(
             f"vocab_size {spec['vocab_size']} < {n_vocab}, the size of open_clip's tokenizer"
@@ -217,8 +226,11 @@ def load_openai_clip(
                 f"{path} is a TorchScript archive; pass allow_torchscript=True to read it, or "
                 "convert it to safetensors once in a trusted environment"
             )
-        jit = torch.jit.load(path, map_location="cpu")
-        state = {k: v for k, v in jit.state_dict().items()}
+        with warnings.catch_warnings():  # torch.jit is deprecated; OpenAI's files are jit
+            warnings.filterwarnings("ignore", message=".*torch.jit.load", category=FutureWarning)
+            jit = torch.jit.load(path, map_location="cpu")
+        # attn_mask is a constant open_clip rebuilds (a non-persistent buffer there).
+        state = {k: v for k, v in jit.state_dict().items() if k != "attn_mask"}
         model = open_clip.model.build_model_from_openai_state_dict(state)
         return model.float().eval()
     raise ValueError(f"{path}: only .safetensors (or a TorchScript archive) are read, no pickles")

@@ -1,0 +1,248 @@
+"""CLIP-driven REC filter: tiny open_clip CLIP, io, crops, scoring modes, batching, training."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from genixer.models.clip_filter import (
+    WEIGHTS_NAME,
+    CropScorer,
+    build_clip,
+    clip_tokenizer,
+    load_clip,
+    load_openai_clip,
+    save_clip,
+    train_clip,
+)
+
+SPEC = {
+    "embed_dim": 32,
+    "image_size": 32,
+    "patch_size": 8,
+    "vision_width": 64,
+    "vision_layers": 1,
+    "vision_heads": 2,
+    "text_width": 64,
+    "text_layers": 1,
+    "text_heads": 2,
+    "context_length": 16,
+    "vocab_size": 49408,
+}
+COLORS = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 40, 220),
+    "yellow": (230, 220, 30),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny ops on a shared 2-core box: more threads only contend (50x slower here).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return build_clip(SPEC), clip_tokenizer(SPEC["context_length"])
+
+
+def scorer(tiny, **kw) -> CropScorer:
+    model, tok = tiny
+    kw.setdefault("min_crop_px", 8)
+    return CropScorer(model, tok, SPEC["image_size"], **kw)
+
+
+def noisy_image(w: int, h: int, seed: int) -> Image.Image:
+    arr = np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    return Image.fromarray(arr)
+
+
+def items(n: int) -> list:
+    texts = ["the red object", "a small dog", "left cup", "the man on the right", "blue sky"]
+    return [
+        (noisy_image(120, 90, i), (0.1 * (i % 3), 0.05, 0.6 + 0.1 * (i % 4), 0.95), texts[i % 5])
+        for i in range(n)
+    ]
+
+
+def test_tokenizer_is_open_clip_offline():
+    tok = clip_tokenizer(16)
+    ids = tok(["The red object", "x " * 40])
+    assert ids.shape == (2, 16) and ids.dtype == torch.long
+    sot, eot = tok.sot_token_id, tok.eot_token_id
+    assert ids[0, 0] == sot and eot in ids[0].tolist()
+    assert ids[1, -1] == eot  # truncated text keeps its end token (text pooling reads it)
+    assert torch.equal(tok(["the red object"]), ids[:1])  # lower-cased
+
+
+def test_build_is_open_clip_and_spec_checked(tiny):
+    model, _ = tiny
+    assert isinstance(model, open_clip.model.CLIP)
+    assert model.visual.image_size == (32, 32) and model.context_length == 16
+    with pytest.raises(ValueError, match="missing"):
+        build_clip({k: v for k, v in SPEC.items() if k != "text_heads"})
+    with pytest.raises(ValueError, match="vocab_size"):
+        build_clip({**SPEC, "vocab_size": 1000})
+    with pytest.raises(ValueError, match="unknown"):
+        build_clip({**SPEC, "visoin_width": 64})
+
+
+def test_save_load_round_trip_same_scores(tiny, tmp_path):
+    model, tok = tiny
+    save_clip(model, SPEC, tmp_path / "clip")
+    loaded = load_clip(tmp_path / "clip")
+    data = items(6)
+    a = scorer(tiny).score(data)
+    b = CropScorer(loaded, tok, SPEC["image_size"], min_crop_px=8).score(data)
+    assert a == b and all(s is not None for s in a)
+
+
+def test_pickle_only_folder_refused(tiny, tmp_path):
+    model, _ = tiny
+    d = tmp_path / "pickled"
+    d.mkdir()
+    torch.save(model.state_dict(), d / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="pickled"):
+        load_clip(d)
+    with pytest.raises(FileNotFoundError):
+        load_clip(tmp_path / "nothing")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_load_openai_clip_local_file_stand_in(tmp_path, monkeypatch):
+    # A tiny QuickGELU model registered under a config name stands in for ViT-L-14.
+    cfg = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8},
+        "text_cfg": {
+            "context_length": 16,
+            "vocab_size": 49408,
+            "width": 64,
+            "heads": 1,
+            "layers": 1,
+        },
+    }
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "genixer-tiny-test", cfg)
+    torch.manual_seed(1)
+    ref = build_clip({**SPEC, "vision_heads": 1, "text_heads": 1, "quick_gelu": True})
+    save_clip(ref, {**SPEC, "vision_heads": 1, "text_heads": 1, "quick_gelu": True}, tmp_path)
+    got = load_openai_clip(tmp_path / WEIGHTS_NAME, model_name="genixer-tiny-test")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(got.encode_image(x), ref.encode_image(x), atol=1e-6)
+    # OpenAI's own .pt is a TorchScript archive: read only on request (weights go via fp16)
+    jit_path = tmp_path / "ViT-tiny.pt"
+    torch.jit.save(torch.jit.trace_module(ref, {"encode_image": (x,)}), jit_path)
+    with pytest.raises(ValueError, match="TorchScript"):
+        load_openai_clip(jit_path)
+    from_jit = load_openai_clip(jit_path, allow_torchscript=True)
+    with torch.no_grad():
+        assert torch.allclose(from_jit.encode_image(x), ref.encode_image(x), atol=1e-2)
+    # never a tag: "openai" is not a local file, so nothing is downloaded
+    with pytest.raises(FileNotFoundError):
+        load_openai_clip("openai")
+    bad = tmp_path / "w.bin"
+    torch.save({"a": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError):
+        load_openai_clip(bad)
+
+
+def test_crop_edges_and_clipping(tiny):
+    sc = scorer(tiny, min_crop_px=50)
+    img = Image.new("RGB", (200, 100))
+    # touches the right edge
+    assert sc.crop(img, (0.5, 0.0, 1.0, 1.0)).size == (100, 100)
+    # partly outside: negative and > 1 values clipped to the image
+    assert sc.crop(img, (-0.2, -0.1, 0.3, 1.3)).size == (60, 100)
+    # rounded outward: 10.4..70.6 px -> 10..71
+    assert sc.pixel_box(img, (0.052, 0.1, 0.353, 0.9)) == (10, 10, 71, 90)
+    # float noise does not widen an exact box (0.3 * 200 = 60.00000000000001)
+    assert sc.pixel_box(img, (0.1, 0.0, 0.3, 0.5)) == (20, 0, 60, 50)
+
+
+def test_small_or_bad_crops_skipped_and_counted(tiny):
+    sc = scorer(tiny, min_crop_px=50)
+    img = Image.new("RGB", (200, 100))
+    assert sc.crop(img, (0.0, 0.0, 0.24, 1.0)) is None  # 48 px wide
+    assert sc.crop(img, (0.0, 0.0, 0.25, 1.0)).size == (50, 100)  # exactly 50: kept
+    assert sc.crop(img, (0.9, 0.0, 1.4, 1.0)) is None  # clipped to 20 px
+    scores = sc.score(
+        [
+            (img, (0.0, 0.0, 0.24, 1.0), "a cat"),
+            (img, (0.0, 0.0, 0.5, 1.0), "   "),
+            (img, (1.2, 0.0, 1.5, 1.0), "a cat"),
+            (img, (0.5, 0.0, 0.1, 1.0), "a cat"),
+            (img, (0.0, 0.0, 0.5, 1.0), "a cat"),
+        ]
+    )
+    assert scores[:4] == [None] * 4 and isinstance(scores[4], float)
+    assert sc.skipped_reasons == {
+        "crop_too_small": 1,
+        "empty_text": 1,
+        "box_outside_image": 1,
+        "bad_box": 1,
+    }
+
+
+def test_crop_too_small_threshold_in_pixels(tiny):
+    sc = scorer(tiny, min_crop_px=50)
+    img = Image.new("RGB", (200, 100))
+    assert sc.crop(img, (0.0, 0.0, 0.2, 1.0)) is None  # 40 px wide
+
+
+def test_cosine_bounded_raw_dot_differs(tiny):
+    data = items(8)
+    cos = scorer(tiny).score(data)
+    raw = scorer(tiny, mode="raw_dot").score(data)
+    assert all(-1.0 <= s <= 1.0 for s in cos)
+    assert not np.allclose(cos, raw, atol=1e-3)
+    with pytest.raises(ValueError):
+        scorer(tiny, mode="dot")
+
+
+def test_deterministic_and_batch_invariant(tiny):
+    data = items(5)
+    sc = scorer(tiny)
+    together = sc.score(data, batch_size=64)
+    again = sc.score(data, batch_size=2)
+    alone = [sc.score([it])[0] for it in data]
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(together, again, atol=1e-5)
+
+
+def test_training_makes_matching_text_win():
+    torch.manual_seed(0)
+    model, tok = build_clip(SPEC), clip_tokenizer(SPEC["context_length"])
+    rng = random.Random(0)
+
+    def solid(rgb):
+        return Image.new(
+            "RGB", (32, 32), tuple(max(0, min(255, v + rng.randint(-20, 20))) for v in rgb)
+        )
+
+    pairs = [(solid(rgb), f"the {c} object") for c, rgb in COLORS.items() for _ in range(32)]
+    out = train_clip(model, tok, pairs, steps=100, batch_size=64, lr=1e-3, seed=0, image_size=32)
+    assert out["steps"] == 100 and out["final_loss"] < out["initial_loss"]
+    assert not model.training
+    sc = CropScorer(model, tok, 32, min_crop_px=16)
+    wins = 0
+    names = list(COLORS)
+    for c, rgb in COLORS.items():
+        # a colored object in a gray scene; the box crops it out
+        scene = Image.new("RGB", (128, 96), (128, 128, 128))
+        scene.paste(Image.new("RGB", (40, 40), rgb), (60, 30))
+        box = (60 / 128, 30 / 96, 100 / 128, 70 / 96)
+        s = sc.score([(scene, box, f"the {t} object") for t in names])
+        wins += int(np.argmax(s) == names.index(c))
+    assert wins >= 3
