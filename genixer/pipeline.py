@@ -18,6 +18,14 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, TensorDataset
 
+from genixer.models.clip_filter import (
+    CropScorer,
+    clip_tokenizer,
+    load_clip,
+    load_openai_clip,
+    save_clip,
+    train_clip,
+)
 from genixer.models.judge import JudgeProcessor, load_judge, save_judge
 from genixer.models.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from genixer.models.vision_pretrain import (
@@ -28,6 +36,7 @@ from genixer.models.vision_pretrain import (
 )
 from genixer.models.vlm import load_vlm, processor_for, save_vlm
 from genixer.record import QA, read_jsonl, read_records, write_jsonl
+from genixer.stages import clip_score as CS
 from genixer.stages import collect as C
 from genixer.stages import downstream as D
 from genixer.stages import export as E
@@ -53,6 +62,7 @@ STAGE_VERSIONS = {
     "train_generator": 1,
     "generate": 1,
     "train_judge": 1,
+    "train_clip": 1,
     "score": 1,
     "select": 1,
     "export": 1,
@@ -318,15 +328,40 @@ class Pipeline:
                 self._judge_fn,
             )
             score_key = {"mode": f.score_mode, "renormalize": f.renormalize, "seed": self.seed}
+            if f.score_mode == "p_yes":  # deterministic: the seed decides nothing
+                score_key.pop("seed")
             self.scored = self._stage(
                 "score",
                 score_key,
                 {"judge": self.judge, "generate": self.generated},
                 self._score_fn,
             )
-            self.scores = {r["id"]: r["score"] for r in read_jsonl(self.scored.path / S.SCORES)}
+        elif f.name == "clip":
+            clip_key = {
+                "model": f.model,
+                "train": f.train,
+                "seed": self.seed,
+                "checkpoint": f.checkpoint,
+                "min_crop_px": f.min_crop_px,
+            }
+            self.judge = self._stage(
+                "train_clip", clip_key, {"world": self.world}, self._clip_train_fn
+            )
+            score_key = {"filter": "clip", "mode": f.score_mode, "min_crop_px": f.min_crop_px}
+            self.scored = self._stage(
+                "score",
+                score_key,
+                {"judge": self.judge, "generate": self.generated},
+                self._clip_score_fn,
+            )
         elif f.name != "none":
-            raise ValueError(f"filter={f.name} is not available for this pipeline yet")
+            raise ValueError(f"unknown filter {f.name!r}")
+        if f.name != "none":
+            self.scores = {
+                r["id"]: r["score"]
+                for r in read_jsonl(self.scored.path / S.SCORES)
+                if r["score"] is not None
+            }
         sel_key = {"band": f.get("band"), "threshold": f.get("threshold"), "filter": f.name}
         inputs = {"generate": self.generated} | (
             {"score": self.scored} if self.scores is not None else {}
@@ -369,6 +404,52 @@ class Pipeline:
         )
         save_judge(model, folder / "model")
         return info
+
+    def _clip_scorer(self, model):
+        f = self.cfg.filter
+        return CropScorer(
+            model,
+            clip_tokenizer(f.model.spec.context_length),
+            f.model.spec.image_size,
+            min_crop_px=f.min_crop_px,
+            mode=f.score_mode,
+        )
+
+    def _clip_train_fn(self, folder: Path) -> dict:
+        f = self.cfg.filter
+        if f.checkpoint:
+            model = load_openai_clip(f.checkpoint)
+            spec = {"checkpoint": str(f.checkpoint)}
+            save_clip(model, spec, folder / "model")
+            return spec
+        D.seed_model_init(self.seed, "clip")
+        spec = to_plain(f.model.spec)
+        model = build(f.model)
+        scorer = self._clip_scorer(model)
+        pairs = CS.training_pairs(self.splits["judge"], self.world.path, scorer, self.seed)
+        info = train_clip(
+            model,
+            scorer.tokenizer,
+            pairs,
+            f.train.steps,
+            f.train.batch_size,
+            f.train.lr,
+            self.seed,
+            spec["image_size"],
+        )
+        save_clip(model, spec, folder / "model")
+        return info | {"pairs": len(pairs), "skipped": dict(scorer.skipped_reasons)}
+
+    def _clip_score_fn(self, folder: Path) -> dict:
+        scorer = self._clip_scorer(load_clip(self.judge.path / "model"))
+        items, owners, skipped = CS.clip_items(self.records, self.world.path)
+        values = scorer.score(items, batch_size=self.cfg.filter.batch_size) if items else []
+        scores = dict(zip(owners, values, strict=True))
+        skipped.update(scorer.skipped_reasons)
+        rows = [{"id": r.id, "score": scores.get(r.id)} for r in self.records]
+        write_jsonl(folder / S.SCORES, rows)
+        kept = {k: v for k, v in scores.items() if v is not None}
+        return S.score_quality(self.records, kept) | {"skipped": dict(skipped)}
 
     def _score_fn(self, folder: Path) -> dict:
         f = self.cfg.filter

@@ -35,6 +35,12 @@ FILTER_TINY = {
         "filter.train.items_per_image=2",
         *TINY_JUDGE,
     ],
+    "clip": [
+        "filter.train.steps=2",
+        "filter.train.batch_size=8",
+        "filter.model.spec.vision_layers=1",
+        "filter.model.spec.text_layers=1",
+    ],
     "none": [],
 }
 

@@ -1,0 +1,61 @@
+"""CLIP-driven filtering: crop each record's box out of its image and score the crop against
+the expression the record pairs with it (REC: the question's expression vs the answer box;
+REG: the region in the question vs the answer's expression)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from genixer.boxes import BoxParseError, find_brackets, parse_box
+from genixer.record import Record
+from genixer.tasks.rec import QUESTION_RE
+from genixer.tasks.reg import PREFIX as REG_PREFIX
+from genixer.world.base import WorldImage, load_image
+from genixer.world.grounding import expressions
+
+
+def box_and_text(rec: Record) -> tuple[tuple[float, ...], str] | None:
+    """What CLIP should compare for a record, or None when its task has no single
+    (box, expression) pair (PointQA, reasoning, dialogue)."""
+    qa = rec.turns[0]
+    try:
+        if rec.task == "rec":
+            m = QUESTION_RE.fullmatch(qa.question.strip())
+            found = find_brackets(qa.answer)
+            if m and len(found) == 1:
+                return parse_box(found[0][2]), m.group("expression")
+        elif rec.task == "reg" and qa.question.startswith(REG_PREFIX):
+            found = find_brackets(qa.question)
+            if len(found) == 1:
+                return parse_box(found[0][2]), qa.answer
+    except BoxParseError:
+        return None
+    return None
+
+
+def clip_items(records: list[Record], root) -> tuple[list, list[str], Counter]:
+    items, owners, skipped = [], [], Counter()
+    for rec in records:
+        pair = box_and_text(rec)
+        if pair is None:
+            skipped[f"unscorable_task:{rec.task}"] += 1
+            continue
+        image = load_image(root, WorldImage(rec.image_id, "", rec.image))
+        items.append((image, pair[0], pair[1]))
+        owners.append(rec.id)
+    return items, owners, skipped
+
+
+def training_pairs(images: list[WorldImage], root, scorer, seed: int) -> list:
+    """(object crop, one of its unique expressions) from the labeled judge split."""
+    rng = random.Random(f"{seed}:clip-pairs")
+    pairs = []
+    for img in images:
+        image = load_image(root, img)
+        for text, obj in expressions(img.scene):
+            crop = scorer.crop(image, img.scene.norm_box(obj))
+            if crop is not None:
+                pairs.append((crop, text))
+    rng.shuffle(pairs)
+    return pairs

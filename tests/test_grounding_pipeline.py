@@ -1,0 +1,31 @@
+"""Genixer_S end to end, shrunk: REC data generated, CLIP-filtered, exported, used."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import tiny_overrides
+
+
+def test_shikra_rec_clip_pipeline(compose_cfg, tmp_path):
+    from genixer.pipeline import Pipeline
+
+    cfg = compose_cfg(
+        [*tiny_overrides(tmp_path, "clip"), "generator=shikra", "task=rec",
+         "generator.max_new_tokens=30", "filter.threshold=-1.0"]
+    )
+    assert cfg.generator.model.spec.projector_type == "linear"
+    assert cfg.generate.temperature == 0.0  # greedy, as Genixer_S
+    assert cfg.downstream.eval.metric == "rec"
+    p = Pipeline(cfg)
+    summary = p.run()
+    assert set(p.results) >= {"train_clip", "score", "select", "downstream_synthetic"}
+    gen = summary["generation"]
+    assert gen["num_records"] + gen["parse_failures"] == 16
+    scores = [json.loads(x) for x in (p.scored.path / "scores.jsonl").read_text().splitlines()]
+    assert len(scores) == gen["num_records"]
+    # every scored record is kept at threshold -1 (cosine >= -1); unscored ones are not
+    assert summary["select"]["num_kept"] == sum(s["score"] is not None for s in scores)
+    assert set(summary["downstream"]["per_category"]) <= {
+        "rec_color", "rec_color_shape", "rec_position", "rec_shape", "rec_shape_position"
+    }
