@@ -11,8 +11,13 @@ def test_shikra_rec_clip_pipeline(compose_cfg, tmp_path):
     from genixer.pipeline import Pipeline
 
     cfg = compose_cfg(
-        [*tiny_overrides(tmp_path, "clip"), "generator=shikra", "task=rec",
-         "generator.max_new_tokens=30", "filter.threshold=-1.0"]
+        [
+            *tiny_overrides(tmp_path, "clip"),
+            "generator=shikra",
+            "task=rec",
+            "generator.max_new_tokens=30",
+            "filter.threshold=-1.0",
+        ]
     )
     assert cfg.generator.model.spec.projector_type == "linear"
     assert cfg.generate.temperature == 0.0  # greedy, as Genixer_S
@@ -27,5 +32,9 @@ def test_shikra_rec_clip_pipeline(compose_cfg, tmp_path):
     # every scored record is kept at threshold -1 (cosine >= -1); unscored ones are not
     assert summary["select"]["num_kept"] == sum(s["score"] is not None for s in scores)
     assert set(summary["downstream"]["per_category"]) <= {
-        "rec_color", "rec_color_shape", "rec_position", "rec_shape", "rec_shape_position"
+        "rec_color",
+        "rec_color_shape",
+        "rec_position",
+        "rec_shape",
+        "rec_shape_position",
     }

@@ -185,6 +185,32 @@ def test_real_http_server(tmp_path: Path) -> None:
         assert [f.path for f in MlflowClient(uri).list_artifacts(run_id)] == ["a.txt"]
         url = tr.run_url_or_uri(run_id)
         assert url == f"{uri}/#/experiments/{tr.experiment_id}/runs/{run_id}"
+
+        # the pipeline itself, told to log to this server
+        from tests.conftest import tiny_overrides
+
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "genixer.run",
+                *tiny_overrides(tmp_path),
+                f"logger.tracking_uri={uri}",
+                f"hydra.run.dir={tmp_path}/run",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert cli.returncode == 0, cli.stderr[-3000:]
+        exp = MlflowClient(uri).get_experiment_by_name("genixer")
+        (pipeline_run,) = MlflowClient(uri).search_runs([exp.experiment_id])
+        assert pipeline_run.info.status == "FINISHED"
+        assert "downstream.accuracy" in pipeline_run.data.metrics
+        assert pipeline_run.data.params["generator.name"] == "genixer_l"
+        names = {f.path for f in MlflowClient(uri).list_artifacts(pipeline_run.info.run_id)}
+        assert "summary.json" in names
+        assert not (tmp_path / "mlflow.db").exists()  # nothing went to the default store
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)

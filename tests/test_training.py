@@ -10,9 +10,18 @@ from genixer.models.vlm import build_vlm
 from genixer.training.module import InstructionTuningModule, NonFiniteLossError
 
 SPEC = dict(
-    image_size=32, patch_size=16, vision_hidden=16, vision_layers=2, vision_heads=2,
-    vision_intermediate=32, text_hidden=16, text_layers=1, text_heads=2, text_intermediate=32,
-    projector_type="mlp2x_gelu", max_position_embeddings=128,
+    image_size=32,
+    patch_size=16,
+    vision_hidden=16,
+    vision_layers=2,
+    vision_heads=2,
+    vision_intermediate=32,
+    text_hidden=16,
+    text_layers=1,
+    text_heads=2,
+    text_intermediate=32,
+    projector_type="mlp2x_gelu",
+    max_position_embeddings=128,
 )
 
 
