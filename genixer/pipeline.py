@@ -120,11 +120,22 @@ class Pipeline:
         }
         self.collect = self._stage("collect", coll_cfg, {"world": self.world}, self._collect)
         self.tokenizer = load_tokenizer(self.collect.path / "tokenizer")
-        self._train_generator()
-        self._generate()
-        self._filter()
-        self._export()
-        self._downstream()
+        steps = [
+            ("train_generator", self._train_generator),
+            ("generate", self._generate),
+            ("select", self._filter),
+            ("export", self._export),
+            ("downstream", self._downstream),
+        ]
+        stop_after = cfg.get("stop_after")
+        if stop_after is not None and stop_after not in dict(steps):
+            raise ValueError(
+                f"stop_after must be one of {[n for n, _ in steps]}, got {stop_after!r}"
+            )
+        for name, step in steps:
+            step()
+            if name == stop_after:
+                break
         return self._summary(time.perf_counter() - start)
 
     def _collect(self, folder: Path) -> dict:
@@ -544,15 +555,16 @@ class Pipeline:
 
     # ----------------------------------------------------------------- summary
     def _summary(self, seconds: float) -> dict:
-        gen = self.generated.info
         # Compare with what the generator saw for the task it was asked for.
         task = self.cfg.task.name
         info = self.collect.info
         training_shares = (
             info["kind_shares"] if task == "generic" else info["kind_shares_by_task"][task]
         )
-        summary = {
-            "generation": {
+        summary: dict = {"world_root": str(self.world.path)}
+        if hasattr(self, "generated"):
+            gen = self.generated.info
+            summary["generation"] = {
                 "num_records": gen["num_records"],
                 "parse_failures": gen["parse_failures"],
                 "parse_failure_reasons": gen["parse_failure_reasons"],
@@ -561,28 +573,31 @@ class Pipeline:
                 "diversity": G.diversity(gen, training_shares),
                 "images_per_s": gen.get("images_per_s"),
                 "records": str(self.generated.path / G.RECORDS),
-            },
-            "filter": {
+            }
+        if hasattr(self, "selected"):
+            scored = self.scores is not None
+            summary["filter"] = {
                 "name": self.cfg.filter.name,
-                "auroc": self.scored.info.get("auroc") if self.scores is not None else None,
-                "scores": str(self.scored.path / S.SCORES) if self.scores is not None else None,
-            },
-            "world_root": str(self.world.path),
-            "select": self.selected.info,
-            "export": {
+                "auroc": self.scored.info.get("auroc") if scored else None,
+                "scores": str(self.scored.path / S.SCORES) if scored else None,
+            }
+            summary["select"] = self.selected.info
+        if hasattr(self, "exported"):
+            summary["export"] = {
                 "llava_json": str(self.exported.path / E.LLAVA_JSON),
                 "entries": self.exported.info["entries"],
-            },
-            "downstream": {
-                "accuracy": self.synthetic.info["accuracy"],
-                "baseline_accuracy": self.baseline.info["accuracy"],
-                "gain": round(self.synthetic.info["accuracy"] - self.baseline.info["accuracy"], 4),
-                "per_category": self.synthetic.info["per_category"],
-                "baseline_per_category": self.baseline.info["per_category"],
-            },
-            "stages": {k: v.summary() for k, v in self.results.items()},
-            "wall_seconds": round(seconds, 1),
-        }
+            }
+        if hasattr(self, "synthetic"):
+            syn, base = self.synthetic.info, self.baseline.info
+            summary["downstream"] = {
+                "accuracy": syn["accuracy"],
+                "baseline_accuracy": base["accuracy"],
+                "gain": round(syn["accuracy"] - base["accuracy"], 4),
+                "per_category": syn["per_category"],
+                "baseline_per_category": base["per_category"],
+            }
+        summary["stages"] = {k: v.summary() for k, v in self.results.items()}
+        summary["wall_seconds"] = round(seconds, 1)
         return summary
 
 

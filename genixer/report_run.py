@@ -33,6 +33,8 @@ def _sweep_context() -> tuple[str | None, str | None, list[str]]:
 
 
 def sample_grid(summary: dict, out_dir: Path, n: int = 12) -> Path | None:
+    if "generation" not in summary:
+        return None
     path = Path(summary["generation"]["records"])
     if not path.exists():
         return None
@@ -40,7 +42,7 @@ def sample_grid(summary: dict, out_dir: Path, n: int = 12) -> Path | None:
     if not records:
         return None
     scores = {}
-    if summary["filter"].get("scores"):
+    if summary.get("filter", {}).get("scores"):
         scores = {d["id"]: d["score"] for d in read_jsonl(summary["filter"]["scores"])}
     chosen = random.Random(0).sample(records, min(n, len(records)))
     from genixer.viz import draw_grid
@@ -56,7 +58,7 @@ def sample_grid(summary: dict, out_dir: Path, n: int = 12) -> Path | None:
             lines += [f"A: {t.answer}"]
         score = scores.get(r.id)
         if score is not None:
-            lines.append(f"judge P(Yes) {score:.2f}")
+            lines.append(f"filter score {score:.2f}")
         lines.append(f"oracle: {'true' if r.oracle else 'false'}")
         img = load_image(world_root, WorldImage(r.image_id, "", r.image))
         items.append(
@@ -113,5 +115,6 @@ def finish_run(cfg: DictConfig, run: Callable[[], dict]) -> Path:
             tracker.log_artifact(run_id, str(grid))
         tracker.end_run(run_id, "FINISHED")
         log.info("MLflow run: %s", summary["mlflow"]["where"])
-    log.info("exported dataset: %s", summary["export"]["llava_json"])
+    if "export" in summary:
+        log.info("exported dataset: %s", summary["export"]["llava_json"])
     return path

@@ -75,7 +75,11 @@ def test_world_and_trainer_instantiate(compose_cfg, tmp_path):
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("generator=nope", "Could not find 'generator/nope'"), ("world.seedd=1", "seedd")],
+    [
+        ("generator=nope", "Could not find 'generator/nope'"),
+        ("world.seedd=1", "seedd"),
+        ("world.seed=???", "Missing mandatory value"),
+    ],
 )
 def test_bad_overrides_fail_with_hydras_message(override, message):
     proc = subprocess.run(

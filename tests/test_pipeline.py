@@ -139,3 +139,58 @@ def test_generation_resumes_after_an_interrupt_and_writes_each_record_once(
     clean.run()
     clean_records = (clean.results["generate"].path / "records.jsonl").read_text()
     assert (resumed.results["generate"].path / "records.jsonl").read_text() == clean_records
+
+
+def test_stop_after_generate_runs_no_later_stage(compose_cfg, tmp_path):
+    from genixer.pipeline import Pipeline
+
+    p = Pipeline(compose_cfg([*tiny_overrides(tmp_path), "stop_after=generate"]))
+    summary = p.run()
+    assert list(p.results)[-1] == "generate"
+    assert "generation" in summary and "downstream" not in summary
+    with pytest.raises(ValueError, match="stop_after"):
+        Pipeline(compose_cfg([*tiny_overrides(tmp_path), "stop_after=evaluate"])).run()
+
+
+def test_judge_scores_records_in_both_modes(tmp_path):
+    """Records made from ground truth, scored by a tiny judge: P(Yes) is deterministic and
+    batch-invariant; the original's sampled score is reproducible for a seed."""
+    import random
+
+    import torch
+
+    from genixer.models.judge import JudgeProcessor, build_judge
+    from genixer.models.tokenizer import build_tokenizer
+    from genixer.record import Record
+    from genixer.stages import score as S
+    from genixer.tasks import GENERIC_TASKS, get_task
+    from genixer.world import ShapesWorld
+
+    items = ShapesWorld(seed=1, splits={"pool": 6}).materialize(tmp_path)["pool"]
+    rng, records = random.Random(0), []
+    for i, img in enumerate(items):
+        task = get_task(GENERIC_TASKS[i % 4])
+        turns = task.sample(img.scene, rng)
+        records.append(Record(f"r{i}", img.id, img.path, task.name, task.name, turns, ""))
+    tok = build_tokenizer(["Here is a question and answer pair. Yes No"] * 3, 300)
+    torch.manual_seed(0)
+    spec = dict(
+        image_size=48,
+        patch_size=16,
+        hidden=32,
+        layers=1,
+        heads=2,
+        intermediate=64,
+        max_position_embeddings=256,
+    )
+    judge = build_judge(spec, tok)
+    proc = JudgeProcessor.for_model(judge, tok)
+    p1 = S.judge_records(judge, proc, records, tmp_path, "p_yes", batch_size=4, seed=0)
+    p2 = S.judge_records(judge, proc, records, tmp_path, "p_yes", batch_size=1, seed=5)
+    assert set(p1) == {r.id for r in records}
+    assert all(abs(p1[k] - p2[k]) < 1e-5 and 0 <= p1[k] <= 1 for k in p1)
+    s1 = S.judge_records(judge, proc, records, tmp_path, "sampled", batch_size=4, seed=3)
+    s2 = S.judge_records(judge, proc, records, tmp_path, "sampled", batch_size=4, seed=3)
+    assert s1 == s2 and all(0 < v <= 1 for v in s1.values())
+    with pytest.raises(ValueError, match="score_mode"):
+        S.judge_records(judge, proc, records, tmp_path, "vibes", batch_size=4, seed=3)
