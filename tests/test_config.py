@@ -90,3 +90,12 @@ def test_bad_overrides_fail_with_hydras_message(override, message):
     )
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def test_experiments_override_globally_and_start_with_their_command(compose_cfg):
+    for name in options("experiment"):
+        lines = (Path(CONF) / "experiment" / f"{name}.yaml").read_text().splitlines()
+        assert lines[0] == "# @package _global_"
+        assert lines[1].startswith("# python -m genixer.run") and f"experiment={name}" in lines[1]
+    cfg = compose_cfg([*BASE, "experiment=medium_band"])
+    assert list(cfg.filter.band) == [0.5, 0.7]

@@ -27,6 +27,7 @@ SUMMARY_KEYS = [
 STAGES = [
     "world",
     "collect",
+    "pretrain_vision",
     "train_base",
     "train_generator",
     "generate",
