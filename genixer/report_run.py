@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from genixer.pipeline import write_summary
 from genixer.record import read_jsonl, read_records
 from genixer.utils import build
-from genixer.world.base import WorldImage, load_image
+from genixer.world.base import load_image
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def sample_grid(summary: dict, out_dir: Path, n: int = 12) -> Path | None:
         if score is not None:
             lines.append(f"filter score {score:.2f}")
         lines.append(f"oracle: {'true' if r.oracle else 'false'}")
-        img = load_image(world_root, WorldImage(r.image_id, "", r.image))
+        img = load_image(world_root, r.image)
         items.append(
             {"image": img, "title": f"{r.task} {r.id[:8]}", "lines": lines, "ok": r.oracle}
         )

@@ -41,7 +41,7 @@ def clip_items(records: list[Record], root) -> tuple[list, list[str], Counter]:
         if pair is None:
             skipped[f"unscorable_task:{rec.task}"] += 1
             continue
-        image = load_image(root, WorldImage(rec.image_id, "", rec.image))
+        image = load_image(root, rec.image)
         items.append((image, pair[0], pair[1]))
         owners.append(rec.id)
     return items, owners, skipped

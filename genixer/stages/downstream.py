@@ -63,10 +63,7 @@ def evaluate_vqa(
     rows, per_cat = [], {}
     for b in range(0, len(questions), batch_size):
         batch = questions[b : b + batch_size]
-        items = [
-            (load_image(root, WorldImage(q["image_id"], "", q["image"])), [(q["text"], None)])
-            for q in batch
-        ]
+        items = [(load_image(root, q["image"]), [(q["text"], None)]) for q in batch]
         preds = generate(model, processor, items, [0] * len(batch), max_new_tokens, temperature=0.0)
         for q, p in zip(batch, preds, strict=True):
             acc = SCORERS[metric](p, q["answer"])

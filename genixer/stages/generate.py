@@ -78,7 +78,7 @@ def run_generation(
             batch = chunk[b : b + batch_size]
             items = [
                 (
-                    load_image(root, WorldImage(r["image_id"], "", r["image"])),
+                    load_image(root, r["image"]),
                     [(r["instruction"], None)],
                 )
                 for r in batch

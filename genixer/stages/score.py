@@ -7,7 +7,7 @@ from genixer.evaluation import auroc
 from genixer.models.judge import sampled_score, yes_probability
 from genixer.record import Record
 from genixer.tasks import get_task
-from genixer.world.base import WorldImage, load_image
+from genixer.world.base import load_image
 
 SCORES = "scores.jsonl"
 
@@ -26,7 +26,7 @@ def judge_records(
     credible pair, so it gets the minimum of its pairs' scores."""
     items, owners = [], []
     for rec in records:
-        image = load_image(root, _as_image(rec))
+        image = load_image(root, rec.image)
         for prompt in get_task(rec.task).judge_prompts(rec.turns):
             items.append((image, prompt))
             owners.append(rec.id)
@@ -40,10 +40,6 @@ def judge_records(
     for rid, s in zip(owners, scores, strict=True):
         out[rid] = min(out.get(rid, 1.0), float(s))
     return out
-
-
-def _as_image(rec: Record) -> WorldImage:
-    return WorldImage(rec.image_id, "", rec.image)
 
 
 def score_quality(records: list[Record], scores: dict[str, float]) -> dict:

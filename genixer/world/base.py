@@ -31,6 +31,8 @@ def safe_join(root: str | Path, rel: str) -> Path:
     return p
 
 
-def load_image(root: str | Path, item: WorldImage) -> Image.Image:
-    with Image.open(safe_join(root, item.path)) as im:
+def load_image(root: str | Path, item: WorldImage | str) -> Image.Image:
+    """An image as RGB, from a WorldImage or a path relative to ``root``."""
+    rel = item.path if isinstance(item, WorldImage) else item
+    with Image.open(safe_join(root, rel)) as im:
         return im.convert("RGB")
