@@ -1,4 +1,6 @@
-"""What every image source hands the pipeline: images with stable ids, in named splits."""
+"""What every image source hands the pipeline: images with stable ids, in named splits.
+
+``safe_join`` and the robust RGB loading live in :mod:`genixer.world.imageio`."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from genixer.world.imageio import DEFAULT_MAX_PIXELS, open_rgb, safe_join
 from genixer.world.scene import Scene
 
 # The roles the paper's data plays (DESIGN.md): generator training collection, unlabeled
@@ -22,17 +25,12 @@ class WorldImage:
     scene: Scene | None = None  # ground truth, when the world has it
 
 
-def safe_join(root: str | Path, rel: str) -> Path:
-    """``root/rel``, refusing paths that escape root (``..``, absolute, symlinks out)."""
-    root_p = Path(root).resolve()
-    p = (root_p / rel).resolve()
-    if not p.is_relative_to(root_p):
-        raise ValueError(f"image path escapes its root: {rel!r}")
-    return p
+def load_image(
+    root: str | Path, item: WorldImage | str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """An image as RGB, from a WorldImage or a path relative to ``root``.
 
-
-def load_image(root: str | Path, item: WorldImage | str) -> Image.Image:
-    """An image as RGB, from a WorldImage or a path relative to ``root``."""
+    Raises :class:`~genixer.world.imageio.ImageError` (a ValueError) with a ``reason`` when
+    the file escapes ``root``, is missing, empty, corrupt, truncated or too large."""
     rel = item.path if isinstance(item, WorldImage) else item
-    with Image.open(safe_join(root, rel)) as im:
-        return im.convert("RGB")
+    return open_rgb(safe_join(root, rel), max_pixels)
