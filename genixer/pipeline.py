@@ -36,14 +36,16 @@ from genixer.models.vision_pretrain import (
 )
 from genixer.models.vlm import load_vlm, processor_for, save_vlm
 from genixer.record import QA, read_jsonl, read_records, write_jsonl
+from genixer.skips import merge_ledgers
 from genixer.stages import clip_score as CS
 from genixer.stages import collect as C
+from genixer.stages import dedup as DD
 from genixer.stages import downstream as D
 from genixer.stages import export as E
 from genixer.stages import generate as G
 from genixer.stages import score as S
 from genixer.stages.cache import StageCache, StageResult
-from genixer.stages.world import load_splits, materialize
+from genixer.stages.world import load_splits, materialize, world_key
 from genixer.tasks.base import judge_prompt
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
@@ -61,6 +63,8 @@ STAGE_VERSIONS = {
     "train_base": 1,
     "train_generator": 1,
     "generate": 1,
+    "decontaminate": 1,
+    "dedup": 1,
     "train_judge": 1,
     "train_clip": 1,
     "score": 1,
@@ -110,7 +114,9 @@ class Pipeline:
     def run(self) -> dict:
         cfg = self.cfg
         start = time.perf_counter()
-        self.world = self._stage("world", cfg.world, {}, lambda f: materialize(cfg.world, f))
+        self.world = self._stage(
+            "world", world_key(cfg.world), {}, lambda f: materialize(cfg.world, f)
+        )
         self.splits = load_splits(self.world.path)
         self.by_id = {i.id: i for items in self.splits.values() for i in items}
         coll_cfg = {
@@ -272,6 +278,7 @@ class Pipeline:
 
     def _generate(self) -> None:
         cfg = self.cfg
+        decontaminated = self._decontaminate()  # may narrow self.splits["pool"]
         gen_cfg = {
             "generate": {k: v for k, v in to_plain(cfg.generate).items() if k != "batch_size"},
             "task": cfg.task.name,
@@ -282,10 +289,40 @@ class Pipeline:
         self.generated = self._stage(
             "generate",
             gen_cfg,
-            {"generator": self.generator, "world": self.world},
+            {"generator": self.generator, "world": self.world} | decontaminated,
             self._generate_fn,
         )
         self.records = G.load_records(self.generated.path)
+        self._dedup()  # self.records := the deduplicated records; scoring reads those
+
+    def _decontaminate(self) -> dict:
+        """``generate.decontaminate``: pool images whose content is in a benchmark's image set
+        are excluded before generation. Returns the generate stage's extra input."""
+        specs = DD.benchmark_specs(to_plain(self.cfg.generate.get("decontaminate")))
+        if not specs:
+            return {}
+        key = {"benchmarks": specs, "content": DD.benchmark_fingerprint(specs)}
+        pool = self.splits["pool"]
+        self.decontaminated = self._stage(
+            "decontaminate",
+            key,
+            {"world": self.world},
+            lambda f: DD.decontaminate(specs, self.world.path, pool, f),
+        )
+        excluded = DD.excluded_ids(self.decontaminated.path)
+        self.splits["pool"] = [i for i in pool if i.id not in excluded]
+        return {"decontaminate": self.decontaminated}
+
+    def _dedup(self) -> None:
+        d = self.cfg.get("dedup") or {}
+        same_image, corpus_max = bool(d.get("same_image", True)), d.get("corpus_max")
+        self.deduped = self._stage(
+            "dedup",
+            {"same_image": same_image, "corpus_max": corpus_max},
+            {"generate": self.generated},
+            lambda f: DD.run_dedup(self.records, f, same_image, corpus_max),
+        )
+        self.records = read_records(self.deduped.path / DD.RECORDS)
 
     def _generate_fn(self, folder: Path) -> dict:
         cfg = self.cfg
@@ -344,7 +381,7 @@ class Pipeline:
             self.scored = self._stage(
                 "score",
                 score_key,
-                {"judge": self.judge, "generate": self.generated},
+                {"judge": self.judge, "generate": self.deduped},
                 self._score_fn,
             )
         elif f.name == "clip":
@@ -362,7 +399,7 @@ class Pipeline:
             self.scored = self._stage(
                 "score",
                 score_key,
-                {"judge": self.judge, "generate": self.generated},
+                {"judge": self.judge, "generate": self.deduped},
                 self._clip_score_fn,
             )
         elif f.name != "none":
@@ -374,7 +411,7 @@ class Pipeline:
                 if r["score"] is not None
             }
         sel_key = {"band": f.get("band"), "threshold": f.get("threshold"), "filter": f.name}
-        inputs = {"generate": self.generated} | (
+        inputs = {"generate": self.deduped} | (
             {"score": self.scored} if self.scores is not None else {}
         )
         self.selected = self._stage("select", sel_key, inputs, self._select_fn)
@@ -574,6 +611,10 @@ class Pipeline:
                 "images_per_s": gen.get("images_per_s"),
                 "records": str(self.generated.path / G.RECORDS),
             }
+        if hasattr(self, "deduped"):
+            summary["generation"] |= DD.summary_block(
+                self.deduped, getattr(self, "decontaminated", None)
+            )
         if hasattr(self, "selected"):
             scored = self.scores is not None
             summary["filter"] = {
@@ -596,6 +637,10 @@ class Pipeline:
                 "per_category": syn["per_category"],
                 "baseline_per_category": base["per_category"],
             }
+        summary["skipped"] = merge_ledgers(  # every stage's skip ledger, in one file
+            [r.path for r in self.results.values()],
+            Path(self.cfg.paths.output_dir) / "skipped.jsonl",
+        )
         summary["stages"] = {k: v.summary() for k, v in self.results.items()}
         summary["wall_seconds"] = round(seconds, 1)
         return summary

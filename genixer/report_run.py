@@ -59,7 +59,8 @@ def sample_grid(summary: dict, out_dir: Path, n: int = 12) -> Path | None:
         score = scores.get(r.id)
         if score is not None:
             lines.append(f"filter score {score:.2f}")
-        lines.append(f"oracle: {'true' if r.oracle else 'false'}")
+        verdict = {True: "true", False: "false", None: "n/a (no labels)"}[r.oracle]
+        lines.append(f"oracle: {verdict}")
         img = load_image(world_root, r.image)
         items.append(
             {"image": img, "title": f"{r.task} {r.id[:8]}", "lines": lines, "ok": r.oracle}

@@ -31,6 +31,7 @@ STAGES = [
     "train_base",
     "train_generator",
     "generate",
+    "dedup",
     "train_judge",
     "score",
     "select",
@@ -147,7 +148,7 @@ def test_stop_after_generate_runs_no_later_stage(compose_cfg, tmp_path):
 
     p = Pipeline(compose_cfg([*tiny_overrides(tmp_path), "stop_after=generate"]))
     summary = p.run()
-    assert list(p.results)[-1] == "generate"
+    assert list(p.results)[-2:] == ["generate", "dedup"]  # dedup ends the generate step
     assert "generation" in summary and "downstream" not in summary
     with pytest.raises(ValueError, match="stop_after"):
         Pipeline(compose_cfg([*tiny_overrides(tmp_path), "stop_after=evaluate"])).run()
