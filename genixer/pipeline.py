@@ -36,7 +36,7 @@ from genixer.models.vision_pretrain import (
 )
 from genixer.models.vlm import load_vlm, processor_for, save_vlm
 from genixer.record import QA, read_jsonl, read_records, write_jsonl
-from genixer.skips import merge_ledgers
+from genixer.skips import merge_ledgers, run_ledger_path
 from genixer.stages import clip_score as CS
 from genixer.stages import collect as C
 from genixer.stages import dedup as DD
@@ -639,7 +639,7 @@ class Pipeline:
             }
         summary["skipped"] = merge_ledgers(  # every stage's skip ledger, in one file
             [r.path for r in self.results.values()],
-            Path(self.cfg.paths.output_dir) / "skipped.jsonl",
+            run_ledger_path(self.cfg, self.results),
         )
         summary["stages"] = {k: v.summary() for k, v in self.results.items()}
         summary["wall_seconds"] = round(seconds, 1)

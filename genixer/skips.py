@@ -13,7 +13,10 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from genixer.record import read_jsonl, write_jsonl
+from genixer.stages.cache import config_hash
 
 LEDGER = "skipped.jsonl"
 LEDGER_GLOB = "skipped*.jsonl"
@@ -80,3 +83,14 @@ def merge_ledgers(folders: Iterable[str | Path], out_path: str | Path) -> dict:
         "total": sum(counts.values()),
         "ledger": str(out),
     }
+
+
+def run_ledger_path(cfg, results: dict) -> Path:
+    """Where a run's merged ledger goes: ``<paths.output_dir>/skipped.jsonl``; when no output
+    folder resolves (a Pipeline used outside Hydra's app), a cache folder named by the keys
+    of the stages the run used."""
+    out = OmegaConf.select(cfg, "paths.output_dir", default=None, throw_on_resolution_failure=False)
+    if out:
+        return Path(out) / LEDGER
+    key = config_hash(sorted((name, r.key) for name, r in results.items()))
+    return Path(cfg.paths.cache_dir) / "runs" / key / LEDGER

@@ -226,3 +226,15 @@ def test_ledgers_of_several_stages_merge_into_one_counted_file(tmp_path):
         "corrupt",
         "duplicate_same_image",
     ]
+
+
+def test_the_run_ledger_goes_to_the_output_folder_or_a_keyed_cache_folder(compose_cfg, tmp_path):
+    from genixer.skips import run_ledger_path
+    from genixer.stages.cache import StageResult
+
+    results = {"world": StageResult("world", "k1", tmp_path, "ran", 0.0)}
+    cfg = compose_cfg([f"paths.output_dir={tmp_path}/out", f"paths.cache_dir={tmp_path}/c"])
+    assert run_ledger_path(cfg, results) == tmp_path / "out" / "skipped.jsonl"
+    cfg = compose_cfg([f"paths.cache_dir={tmp_path}/c"])  # outside Hydra's app: no output dir
+    path = run_ledger_path(cfg, results)
+    assert path.parent.parent == tmp_path / "c" / "runs" and path.name == "skipped.jsonl"
