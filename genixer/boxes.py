@@ -169,3 +169,15 @@ def convert(box: Sequence[float], src: Frame, dst: Frame, width: int, height: in
     if src == dst:
         return tuple(box)  # type: ignore[return-value]
     return to_padded(box, width, height) if dst == Frame.PADDED else to_original(box, width, height)
+
+
+def xywh_to_xyxy(box: Sequence[float]) -> Box:
+    """COCO / Visual Genome ``[x, y, width, height]`` pixels -> ``(x0, y0, x1, y1)`` pixels."""
+    x, y, w, h = box
+    return (x, y, x + w, y + h)
+
+
+def overhang(box_px: Sequence[float], width: float, height: float) -> float:
+    """How far (pixels) a pixel box reaches outside its image; 0.0 when it lies inside."""
+    x0, y0, x1, y1 = box_px
+    return max(0.0, -x0, -y0, x1 - width, y1 - height)

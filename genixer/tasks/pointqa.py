@@ -32,6 +32,22 @@ from genixer.world.scene import Scene
 _SAME = 5e-4  # two written boxes are the same candidate (3-decimal text)
 
 
+def point_question(question: str, where: str) -> str:
+    """A dataset's question about the object at one point or in one box (PointQA-Local):
+    ``What color is the shirt?`` + ``[0.412,0.300]`` -> ``What color is the shirt at
+    [0.412,0.300]?``."""
+    question = question.strip()
+    if question.endswith("?"):
+        return f"{question[:-1].rstrip()} at {where}?"
+    return f"{question} ({where})"
+
+
+def candidates_question(question: str, boxes) -> str:
+    """A Visual7W pointing question with its candidate boxes, in the form :meth:`PointQA.parse`
+    reads back."""
+    return f"{question.strip()} {CANDIDATES_MARK} {format_candidates(boxes)}."
+
+
 def _same_box(a, b) -> bool:
     return all(abs(x - y) <= _SAME for x, y in zip(a, b, strict=True))
 
