@@ -64,6 +64,15 @@ def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
     return int(idx)
 
 
+def _first_token_id(tokenizer: PreTrainedTokenizerBase, tokens) -> int:
+    """The id of the first of ``tokens`` the tokenizer has (padding only needs some id)."""
+    vocab = tokenizer.get_vocab()
+    for token in tokens:
+        if token is not None and token in vocab:
+            return int(vocab[token])
+    raise ValueError(f"the tokenizer has none of {[t for t in tokens if t]}")
+
+
 def build_judge(spec: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> FuyuForCausalLM:
     """A randomly initialised Fuyu judge from a small spec.
 
@@ -115,19 +124,30 @@ def save_judge(model: FuyuForCausalLM, directory: str | Path) -> Path:
 
 
 def load_judge(directory: str | Path) -> FuyuForCausalLM:
-    """Load a judge saved by :func:`save_judge` (or any local Fuyu folder with safetensors).
+    """Load a judge saved by :func:`save_judge`, or a local Fuyu-8B folder (``adept/fuyu-8b``
+    layout: flat Fuyu config, sharded safetensors with ``language_model.*`` and
+    ``vision_embed_tokens.*`` keys, which transformers renames on load).
 
-    Pickle-based ``.bin`` checkpoints are refused: they can run code when loaded.
+    Pickle-only folders are refused with the conversion command. Every weight must load:
+    a missing or unused weight raises instead of leaving random layers.
     """
+    from genixer.convert.checkpoint_io import weight_files
+
     directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"no judge folder at {directory}")
-    if not any(directory.glob("*.safetensors")):
-        kind = "only .bin (pickle) weights" if any(directory.glob("*.bin")) else "no weights"
-        raise ValueError(f"{directory} has {kind}; the judge loads safetensors only")
-    return FuyuForCausalLM.from_pretrained(
-        directory, use_safetensors=True, trust_remote_code=False, local_files_only=True
+    weight_files(directory)  # FileNotFoundError / PickleOnlyError (a ValueError) with how-to
+    model, info = FuyuForCausalLM.from_pretrained(
+        directory,
+        use_safetensors=True,
+        trust_remote_code=False,
+        local_files_only=True,
+        output_loading_info=True,
     )
+    bad = {k: sorted(v)[:6] for k, v in info.items() if k != "error_msgs" and v}
+    if bad or info.get("error_msgs"):
+        raise ValueError(
+            f"{directory}: weights do not match the model: {bad or info['error_msgs']}"
+        )
+    return model
 
 
 class JudgeProcessor:
@@ -147,8 +167,12 @@ class JudgeProcessor:
         self.patch_id = _token_id(tokenizer, PATCH_TOKEN)
         self.row_end_id = _token_id(tokenizer, ROW_END_TOKEN)
         self.bos_id = _token_id(tokenizer, BOS_TOKEN)
-        self.eos_id = _token_id(tokenizer, EOS_TOKEN)
-        self.pad_id = _token_id(tokenizer, PAD_TOKEN)
+        # Fuyu-8B's own tokenizer ends text with |ENDOFTEXT| and has no <pad> (its processor
+        # pads with id 0): take the tokenizer's declared tokens when the chat's are missing.
+        self.eos_id = _token_id(tokenizer, tokenizer.eos_token or EOS_TOKEN)
+        self.pad_id = _first_token_id(
+            tokenizer, (PAD_TOKEN, tokenizer.pad_token, tokenizer.unk_token)
+        )
         self.answer_id = _token_id(tokenizer, ANSWER_TOKEN)
         # The scorer reads the first token of each answer; training answers are tokenized the
         # same way (on their own, no leading space), so they start with exactly these ids.

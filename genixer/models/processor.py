@@ -37,6 +37,8 @@ class ChatProcessor:
             padded square is easy to map back. When False the image is stretched to a square
             (normalized box coordinates stay valid in the original frame).
         max_length: longest allowed sequence (image tokens included); longer ones raise.
+        image_start, image_end: optional tokens written right before / after the image's
+            patch tokens (Shikra's ``<im_start>`` / ``<im_end>``); they are context, not targets.
     """
 
     def __init__(
@@ -48,6 +50,8 @@ class ChatProcessor:
         image_std: Sequence[float],
         pad_to_square: bool = True,
         max_length: int = 512,
+        image_start: str | None = None,
+        image_end: str | None = None,
     ) -> None:
         if len(image_mean) != 3 or len(image_std) != 3:
             raise ValueError("image_mean and image_std need one value per RGB channel")
@@ -62,6 +66,16 @@ class ChatProcessor:
         if any(i is None or i == tokenizer.unk_token_id for i in ids):
             raise ValueError("the tokenizer lacks one of the chat special tokens")
         self.bos_id, self.eos_id, self.pad_id, self.image_token_id = (int(i) for i in ids)
+        self.image_start = image_start
+        self.image_end = image_end
+        wrap = [tokenizer.convert_tokens_to_ids(t) for t in (image_start, image_end) if t]
+        if any(i is None or i == tokenizer.unk_token_id for i in wrap):
+            raise ValueError(f"the tokenizer lacks {image_start!r} or {image_end!r}")
+        self._image_ids = [
+            *([int(wrap[0])] if image_start else []),
+            *[self.image_token_id] * self.num_image_tokens,
+            *([int(wrap[-1])] if image_end else []),
+        ]
 
     # ----------------------------------------------------------------- images
     def pixels(self, img: Image.Image) -> torch.Tensor:
@@ -120,7 +134,7 @@ class ChatProcessor:
             for tid in self.tokenizer.encode(text, add_special_tokens=False):
                 if tid == self.image_token_id:
                     n_image += 1
-                    piece.extend([tid] * self.num_image_tokens)
+                    piece.extend(self._image_ids)
                 else:
                     piece.append(tid)
             input_ids.extend(piece)

@@ -33,6 +33,8 @@ from transformers import (
 )
 
 from genixer.chat import IMAGE_TOKEN
+from genixer.convert.checkpoint_io import PICKLE_SUFFIXES, pickle_refusal
+from genixer.convert.keymaps import LLAVA_HF_TO_PROJECT
 from genixer.models.processor import ChatProcessor
 
 PROJECTOR_TYPES = ("mlp2x_gelu", "linear")
@@ -42,11 +44,15 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 @strict
 class GenixerVLMConfig(LlavaConfig):
-    """``LlavaConfig`` plus the projector type (``"mlp2x_gelu"`` or ``"linear"``)."""
+    """``LlavaConfig`` plus the projector type (``"mlp2x_gelu"`` or ``"linear"``) and the
+    optional tokens written around an image's patch tokens (Shikra's ``<im_start>`` /
+    ``<im_end>``; None for LLaVA-1.5 and the tiny models)."""
 
     model_type = "genixer_vlm"
 
     projector_type: str = "mlp2x_gelu"
+    image_start_token: str | None = None
+    image_end_token: str | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
@@ -210,14 +216,16 @@ def save_vlm(model: GenixerVLM, directory: str | os.PathLike) -> None:
     model.save_pretrained(str(directory), safe_serialization=True)
 
 
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-
-
 def load_vlm(directory: str | os.PathLike, **kwargs: Any) -> GenixerVLM:
-    """Load a generator saved by :func:`save_vlm` (or any LLaVA-format safetensors folder).
+    """Load a generator saved by :func:`save_vlm`, or a llava-hf LLaVA-1.5 folder.
 
-    Local files only, never ``trust_remote_code``. A folder with only pickled weights
-    (``.bin``/``.pt``...) is refused: unpickling runs arbitrary code. Extra ``kwargs`` go to
+    Local safetensors only, never ``trust_remote_code``. A folder with only pickled weights
+    (``.bin``/``.pt``...) is refused with the command that converts them. llava-hf folders
+    (``model_type: llava``, keys ``language_model.model.*``, ``vision_tower.*``,
+    ``multi_modal_projector.*``; single file or sharded with an index) are renamed on load
+    (:data:`genixer.convert.keymaps.LLAVA_HF_TO_PROJECT`). Every weight of the model must
+    come from the folder and every weight of the folder must be used: a mismatch raises
+    instead of leaving randomly initialised layers. Extra ``kwargs`` go to
     ``from_pretrained`` (e.g. ``dtype``).
     """
     directory = str(directory)
@@ -225,13 +233,9 @@ def load_vlm(directory: str | os.PathLike, **kwargs: Any) -> GenixerVLM:
         raise FileNotFoundError(f"no model folder at {directory}")
     files = os.listdir(directory)
     if not any(f.endswith(".safetensors") for f in files):
-        pickles = sorted(f for f in files if f.endswith(_PICKLE_SUFFIXES))
+        pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
         if pickles:
-            raise ValueError(
-                f"{directory} holds only pickled weights ({', '.join(pickles)}); loading them "
-                "could run arbitrary code. Convert them to safetensors first (load once in a "
-                "trusted environment, then save_pretrained(..., safe_serialization=True))."
-            )
+            raise pickle_refusal(directory, pickles)
         raise FileNotFoundError(f"no .safetensors weights in {directory}")
     with open(os.path.join(directory, "config.json")) as f:
         raw = json.load(f)
@@ -241,14 +245,21 @@ def load_vlm(directory: str | os.PathLike, **kwargs: Any) -> GenixerVLM:
     raw.setdefault("projector_type", "mlp2x_gelu")  # a plain llava-hf folder is LLaVA-1.5
     config = GenixerVLMConfig.from_dict(raw)
     kwargs.setdefault("dtype", torch.float32)
-    model = GenixerVLM.from_pretrained(
+    model, info = GenixerVLM.from_pretrained(
         directory,
         config=config,
         local_files_only=True,
         use_safetensors=True,
         trust_remote_code=False,
+        key_mapping=LLAVA_HF_TO_PROJECT,
+        output_loading_info=True,
         **kwargs,
     )
+    bad = {k: sorted(v)[:6] for k, v in info.items() if k != "error_msgs" and v}
+    if bad or info.get("error_msgs"):
+        raise ValueError(
+            f"{directory}: weights do not match the model: {bad or info['error_msgs']}"
+        )
     freeze_unused_vision_parameters(model)  # loading re-creates the parameters
     return model
 
@@ -263,6 +274,8 @@ def processor_for(
     config = getattr(model, "config", model)
     kw.setdefault("image_mean", CLIP_MEAN)
     kw.setdefault("image_std", CLIP_STD)
+    kw.setdefault("image_start", getattr(config, "image_start_token", None))
+    kw.setdefault("image_end", getattr(config, "image_end_token", None))
     return ChatProcessor(
         tokenizer,
         image_size=config.vision_config.image_size,
