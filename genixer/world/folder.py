@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 from collections import Counter
@@ -246,7 +247,9 @@ class FolderWorld:
     def _inspect_all(self, sources: list[Source]) -> list[dict]:
         args = [(str(self.root), s.rel, self.max_pixels) for s in sources]
         if self.workers > 0 and len(args) > 1:
-            with ProcessPoolExecutor(self.workers) as pool:
+            # spawn, not fork: the parent may hold torch's threads
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
                 return list(pool.map(inspect, *zip(*args, strict=True), chunksize=64))
         return [inspect(*a) for a in args]
 
