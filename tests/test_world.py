@@ -44,3 +44,32 @@ def test_paths_cannot_escape_the_root(tmp_path):
     (tmp_path / "link").symlink_to("/etc")
     with pytest.raises(ValueError, match="escapes"):
         safe_join(tmp_path, "link/passwd")
+
+
+def test_wrong_answer_is_never_the_truth_and_prefers_confusable_ones():
+    import random
+
+    from genixer.world.questions import wrong_answer
+    from genixer.world.scene import Obj, Scene
+
+    scene = Scene(
+        48,
+        48,
+        3,
+        [Obj("circle", "red", 0, (1, 1, 14, 14)), Obj("square", "blue", 4, (17, 17, 30, 30))],
+    )
+    rng = random.Random(0)
+    counts = [
+        wrong_answer(scene, "How many circles are there?", "1", rng, hard=1.0) for _ in range(50)
+    ]
+    assert set(counts) <= {"0", "2"} and "1" not in counts
+    where = {
+        wrong_answer(scene, "Where is the red circle?", "top left", rng, hard=1.0)
+        for _ in range(50)
+    }
+    assert where == {"center"}  # the only other object's position
+    # Unanswerable questions (truth None) still get an answer from the question's space.
+    uniform = {
+        wrong_answer(scene, "What color is the triangle?", None, rng, hard=0.0) for _ in range(200)
+    }
+    assert uniform == {"red", "green", "blue", "yellow"}

@@ -202,3 +202,36 @@ def random_question(
         names = re.findall(r"\{(\w+)\}", kind.template)
         params = {n: rng.choice(_DOMAINS[n]) for n in names}
     return kind.name, kind.template.format(**params), kind.truth(scene, params)
+
+
+def _confusable(scene: Scene, kind: str, params: dict, truth: str | None) -> list[str]:
+    """Wrong answers a generator with a blurry view of the scene would give: counts off by
+    one, positions and names of the other objects in the scene, a near miss in colour or
+    shape. The judge must learn to reject these, not only absurd answers."""
+    if kind.startswith("count") and truth is not None:
+        n = int(truth)
+        return [str(v) for v in (n - 1, n + 1) if 0 <= v <= 9]
+    if kind == "position":
+        return [o.position for o in scene.objects]
+    if kind == "object_at":
+        names = [o.name for o in scene.objects]
+        if truth is not None:
+            color, shape = truth.split(" ")
+            names += [f"{c} {shape}" for c in COLORS] + [f"{color} {s}" for s in SHAPES]
+        return names
+    if kind == "color_of_shape":
+        return [o.color for o in scene.objects]
+    if kind == "shape_of_color":
+        return [o.shape for o in scene.objects]
+    return []
+
+
+def wrong_answer(
+    scene: Scene, question: str, truth: str | None, rng: random.Random, hard: float = 0.5
+) -> str:
+    """An answer to ``question`` that is not ``truth``: with probability ``hard`` a confusable
+    one (see ``_confusable``) when the scene offers any, else uniform over the answer space."""
+    kind, params = classify(question)
+    space = [a for a in kind.answer_space if a != truth]
+    near = [a for a in _confusable(scene, kind.name, params, truth) if a in space]
+    return rng.choice(near if near and rng.random() < hard else space)
