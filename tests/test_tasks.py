@@ -68,6 +68,16 @@ def test_round_trip_and_oracle_on_truth(name):
             "duplicate_options",
         ),
         ("mcvqa", "Question: Which shape is red? A. circle Answer: A", "too_few_options"),
+        (
+            "mcvqa",
+            "Question: Which shape is red? A. circle\nB. square Answer: circle (B)",
+            "answer_letter_mismatch",
+        ),
+        (
+            "mcvqa",
+            "Question: Which shape is red? A. circle\nB. square Answer: circle",
+            "answer_not_a_letter",
+        ),
     ],
 )
 def test_malformed_generations_fail_with_a_reason(name, text, reason):
@@ -132,3 +142,12 @@ def test_two_level_templates():
     for tid, text in draws:
         assert text.endswith(TASK_SUFFIX["mcvqa"]) == ("+" in tid)
     assert all("+" not in instruction(None, rng, 0.0)[0] for _ in range(50))
+
+
+def test_mc_answer_is_written_content_first_and_a_bare_letter_still_parses():
+    mc = get_task("mcvqa")
+    qa = QA("Which shape is red?", "B", options=["circle", "square"])
+    text = mc.serialize([qa])
+    assert text.endswith("Answer: square (B)")
+    bare = text.replace("square (B)", "B")
+    assert [(t.answer, t.options) for t in mc.parse(bare)] == [("B", ["circle", "square"])]

@@ -1,4 +1,11 @@
-"""Multiple-choice VQA: a question, lettered options, the letter of the right one."""
+"""Multiple-choice VQA: a question, lettered options, the letter of the right one.
+
+In the generator's text the answer is written content first, then its letter
+(``Answer: blue (C)``): the generator states what it sees before mapping it to a letter,
+which it can then copy from the option list; a letter that disagrees with the stated
+content is a parse failure, not a silent error. Downstream conversations ask for the
+letter alone, as the benchmarks do.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from genixer.world.questions import BY_NAME, OPEN_KINDS
 MAX_OPTIONS = 4
 _OPTIONS_START = re.compile(r"\sA\.\s")
 _OPTION = re.compile(r"(?P<letter>[A-Z])\.\s+(?P<text>.+)")
+_ANSWER = re.compile(r"(?:(?P<text>.+?)\s*\()?(?P<letter>[A-Z])\)?")
 
 
 def letter(i: int) -> str:
@@ -41,7 +49,8 @@ class MultiChoiceVQA(Task):
 
     def serialize(self, turns: list[QA]) -> str:
         (t,) = turns
-        return f"Question: {t.question} {format_options(t.options)} Answer: {t.answer}"
+        content = t.answer_text()
+        return f"Question: {t.question} {format_options(t.options)} Answer: {content} ({t.answer})"
 
     def parse(self, text: str) -> list[QA]:
         pairs = parse_pairs(text)
@@ -62,12 +71,16 @@ class MultiChoiceVQA(Task):
             raise ParseError("too_few_options")
         if len(set(options)) != len(options):
             raise ParseError("duplicate_options")
-        answer = answer.strip()
-        if not re.fullmatch(r"[A-Z]", answer):
+        am = _ANSWER.fullmatch(answer.strip())
+        if am is None or (am.group("text") is None) != (answer.strip() == am.group("letter")):
             raise ParseError("answer_not_a_letter", answer[:20])
-        if ord(answer) - ord("A") >= len(options):
-            raise ParseError("answer_out_of_range", answer)
-        return [QA(question, answer, options=options)]
+        letter_ = am.group("letter")
+        idx = ord(letter_) - ord("A")
+        if idx >= len(options):
+            raise ParseError("answer_out_of_range", letter_)
+        if am.group("text") is not None and am.group("text").strip() != options[idx]:
+            raise ParseError("answer_letter_mismatch", answer[:40])
+        return [QA(question, letter_, options=options)]
 
     def conversation(self, turns: list[QA]) -> list[Turn]:
         (t,) = turns
