@@ -321,14 +321,17 @@ def test_bad_files_fail_loudly(data_root):
 # --- world=collection -------------------------------------------------------------------
 
 
-def collection_cfg(compose_cfg, root: Path, tmp: Path, *extra: str):
+def collection_cfg(compose_cfg, root: Path, tmp: Path, *extra: str, overrides_world=True):
+    world = [
+        "world=collection",
+        f"world.root={root}",
+        "world.datasets.refcoco.refs='refcoco/refs(unc).json'",  # quoted: parentheses
+        "world.datasets.refcoco_plus.ratio=0",  # one RefCOCO variant in the fixtures
+        "world.datasets.refcocog.ratio=0",
+    ]
     return compose_cfg(
         [
-            "world=collection",
-            f"world.root={root}",
-            "world.datasets.refcoco.refs='refcoco/refs(unc).json'",  # quoted: parentheses
-            "world.datasets.refcoco_plus.ratio=0",  # one RefCOCO variant in the fixtures
-            "world.datasets.refcocog.ratio=0",
+            *(world if overrides_world else []),
             f"paths.root_dir={tmp}",
             f"paths.cache_dir={tmp}/cache",
             f"paths.output_dir={tmp}/out",
@@ -449,3 +452,29 @@ def test_collection_world_feeds_the_generator(compose_cfg, data_root, tmp_path):
     )
     assert p.results["world"].info["collection"]["samples"] == 15
     assert (p.results["train_generator"].path / "model").is_dir()
+
+
+def test_collection_under_folder_world(compose_cfg, data_root, tmp_path):
+    """The paper's layout: the labeled collection from the datasets, the unlabeled pool from
+    a folder of images (world=folder with world=collection as its base)."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for i, size in enumerate([(64, 48), (40, 40)]):
+        Image.new("RGB", size, (i * 90, 60, 30)).save(pool / f"img{i}.jpg")
+    cfg = collection_cfg(
+        compose_cfg,
+        data_root,
+        tmp_path,
+        "world=folder",
+        f"world.images={pool}",
+        "world@world.base=collection",
+        f"world.base.root={data_root}",
+        "world.base.datasets.refcoco.refs='refcoco/refs(unc).json'",
+        "world.base.datasets.refcoco_plus.ratio=0",
+        "world.base.datasets.refcocog.ratio=0",
+        overrides_world=False,
+    )
+    world, splits = materialize(cfg, tmp_path / "w")
+    assert len(splits["collection"]) > 0 and len(splits["pool"]) == 2
+    samples = list(read_jsonl(tmp_path / "w" / "samples.jsonl"))
+    assert {r["image_id"] for r in samples} == {i.id for i in splits["collection"]}

@@ -140,6 +140,7 @@ class CollectionWorld:
         link: ``hardlink`` (copy when linking fails) or ``copy``: how images enter the world.
         image_size: the side the tiny models see (``${world.image_size}`` in their configs).
         box_tolerance_px: how far a box may overhang its image before it is skipped.
+        splits: sizes of other splits; only zeros (world=folder sets ``pool: 0`` on its base).
     """
 
     def __init__(
@@ -152,7 +153,11 @@ class CollectionWorld:
         link: str = "hardlink",
         image_size: int | None = None,
         box_tolerance_px: float = 2.0,
+        splits: dict | None = None,
     ) -> None:
+        other = {k: v for k, v in (splits or {}).items() if v}
+        if other:  # world=folder sets `splits.pool: 0` on its base world
+            raise ValueError(f"world=collection makes only the collection split, not {other}")
         if not root:
             raise ValueError("world=collection needs world.root (the data root)")
         self.root = Path(root).expanduser()
