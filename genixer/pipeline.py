@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
 from genixer.models.clip_filter import (
@@ -49,6 +49,7 @@ from genixer.stages.world import load_splits, materialize, world_key
 from genixer.tasks.base import judge_prompt
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
+from genixer.training.resume import drop_checkpoints
 from genixer.utils import build, to_plain
 from genixer.world.base import load_image
 from genixer.world.questions import BY_NAME, KINDS, random_question
@@ -91,7 +92,14 @@ class Pipeline:
         res = self.cache.run(name, STAGE_VERSIONS[name], to_plain(config), inputs, fn)
         self.results[name] = res
         log.info("stage %-22s %s (%.1fs) %s", name, res.status, res.seconds, res.path)
+        if res.status == "ran" and not OmegaConf.select(self.cfg, "checkpointing.keep"):
+            drop_checkpoints(res.path)  # the stage is complete: its resume points are not needed
         return res
+
+    def _checkpoint_every(self) -> int:
+        """``checkpointing.every_n_steps``: training stages save ``last.ckpt`` this often and
+        a re-run of an interrupted stage resumes from it (0: no checkpoints)."""
+        return int(OmegaConf.select(self.cfg, "checkpointing.every_n_steps", default=0) or 0)
 
     def _trainer_key(self) -> dict:
         t = to_plain(self.cfg.trainer)
@@ -108,6 +116,7 @@ class Pipeline:
             self.cfg.trainer,
             seed,
             folder / "logs",
+            checkpoint_every=self._checkpoint_every(),
         )
 
     # ----------------------------------------------------------------- stages
@@ -280,7 +289,7 @@ class Pipeline:
         cfg = self.cfg
         decontaminated = self._decontaminate()  # may narrow self.splits["pool"]
         gen_cfg = {
-            "generate": {k: v for k, v in to_plain(cfg.generate).items() if k != "batch_size"},
+            "generate": G.generation_key(to_plain(cfg.generate)),
             "task": cfg.task.name,
             "members": list(cfg.generator.collection.tasks),
             "seed": self.seed,
@@ -346,6 +355,10 @@ class Pipeline:
             cfg.generate.batch_size,
             cfg.generate.shard_size,
             decoding,
+            trainer_cfg=cfg.trainer,
+            num_workers=int(cfg.generate.get("num_workers", 0)),
+            backend=cfg.generate.get("backend", "hf"),
+            checkpoint=self.generator.path / "model",
         )
         scenes = {i.id: i.scene for i in pool}
         info |= G.parse_generations(
@@ -449,6 +462,7 @@ class Pipeline:
             self.cfg.trainer,
             self.seed + 2,
             folder / "logs",
+            checkpoint_every=self._checkpoint_every(),
         )
         save_judge(model, folder / "model")
         return info

@@ -92,13 +92,15 @@ def generate(
     max_new_tokens: int,
     temperature: float = 0.2,
     top_p: float | None = None,
+    stats: dict | None = None,
 ) -> list[str]:
     """Generate one answer per ``(image, turns)`` item in a single batched call.
 
     The last turn of each item must have answer ``None``. ``temperature == 0`` is greedy;
     otherwise row ``i`` is sampled with a generator seeded by ``seeds[i]``, so an item's text
     does not depend on the other items in the batch. Stops at ``</s>``; returns only the new
-    text, special tokens removed and stripped.
+    text, special tokens removed and stripped. ``stats``, if given, gets ``new_tokens``: per
+    item, how many tokens it generated (up to and including ``</s>``).
     """
     if len(items) != len(seeds):
         raise ValueError(f"{len(items)} items but {len(seeds)} seeds")
@@ -131,9 +133,13 @@ def generate(
     finally:
         model.train(was_training)
     new_tokens = out[:, batch["input_ids"].shape[1] :].tolist()
-    texts = []
+    texts, counts = [], []
     for row in new_tokens:
+        counts.append(len(row))
         if processor.eos_id in row:
             row = row[: row.index(processor.eos_id)]
+            counts[-1] = len(row) + 1
         texts.append(processor.decode(row))
+    if stats is not None:
+        stats["new_tokens"] = counts
     return texts

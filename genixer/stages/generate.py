@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
+
+import torch
 
 from genixer.evaluation import normalize_answer
 from genixer.models.generation import generate
+from genixer.models.vlm import load_vlm
 from genixer.record import Record, read_jsonl, record_id, stable_seed, write_jsonl
+from genixer.stages.predict import run_sharded
 from genixer.tasks import AgnosticTask, ParseError, detect_grounding, get_task
 from genixer.tasks.generic import detect_generic
 from genixer.tasks.templates import instruction
@@ -24,6 +28,7 @@ from genixer.world.base import WorldImage, load_image
 
 log = logging.getLogger(__name__)
 RECORDS = "records.jsonl"
+GENERATIONS = "generations.jsonl"  # raw texts of every request, merged from the shards
 FAILURES = "parse_failures.jsonl"
 
 
@@ -52,6 +57,56 @@ def requests(
     return sorted(out, key=lambda r: r["id"])
 
 
+BACKENDS = ("hf", "vllm")
+# generate.* values that change how fast records come, never what they are: not in the key.
+RUNTIME_KEYS = ("batch_size", "num_workers")
+
+
+def generation_key(gen_cfg: dict) -> dict:
+    """The part of the ``generate`` config that decides the records (the stage's cache key).
+    The default backend stays out of it, so keys from before the knob still match."""
+    key = {k: v for k, v in gen_cfg.items() if k not in RUNTIME_KEYS}
+    if key.get("backend", "hf") == "hf":
+        key.pop("backend", None)
+    return key
+
+
+def _tokenizer_dir(processor, folder: Path) -> Path:
+    out = folder / "vllm-tokenizer"
+    processor.tokenizer.save_pretrained(str(out))
+    return out
+
+
+class GenerationPredictor:
+    """One batch of requests -> one raw row each (``raw`` text, ``new_tokens``); the
+    sharded predict runner calls it. Plain attributes only, so it pickles."""
+
+    def __init__(self, processor, root: str | Path, decoding: dict) -> None:
+        self.processor = processor
+        self.root = str(root)
+        self.decoding = dict(decoding)
+
+    def prepare(self, reqs: list[dict]) -> list:
+        return [load_image(self.root, r["image"]) for r in reqs]
+
+    def predict(self, model, images: list, reqs: list[dict]) -> list[dict]:
+        stats: dict = {}
+        texts = generate(
+            model,
+            self.processor,
+            [(img, [(r["instruction"], None)]) for img, r in zip(images, reqs, strict=True)],
+            [r["seed"] for r in reqs],
+            max_new_tokens=self.decoding["max_new_tokens"],
+            temperature=self.decoding["temperature"],
+            top_p=self.decoding.get("top_p"),
+            stats=stats,
+        )
+        return [
+            dict(r, raw=t, new_tokens=n)
+            for r, t, n in zip(reqs, texts, stats["new_tokens"], strict=True)
+        ]
+
+
 def run_generation(
     model,
     processor,
@@ -61,49 +116,44 @@ def run_generation(
     batch_size: int,
     shard_size: int,
     decoding: dict,
+    trainer_cfg=None,
+    num_workers: int = 0,
+    backend: str = "hf",
+    checkpoint: str | Path | None = None,
 ) -> dict:
-    shard_dir = folder / "raw"
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    n_shards = (len(reqs) + shard_size - 1) // shard_size
-    done = resumed = 0
-    start = time.perf_counter()
-    for i in range(n_shards):
-        path = shard_dir / f"shard-{i:05d}.jsonl"
-        if path.exists():
-            resumed += 1
-            continue
-        chunk = reqs[i * shard_size : (i + 1) * shard_size]
-        rows = []
-        for b in range(0, len(chunk), batch_size):
-            batch = chunk[b : b + batch_size]
-            items = [
-                (
-                    load_image(root, r["image"]),
-                    [(r["instruction"], None)],
-                )
-                for r in batch
-            ]
-            texts = generate(
-                model,
-                processor,
-                items,
-                [r["seed"] for r in batch],
-                max_new_tokens=decoding["max_new_tokens"],
-                temperature=decoding["temperature"],
-                top_p=decoding.get("top_p"),
-            )
-            rows += [dict(r, raw=t) for r, t in zip(batch, texts, strict=True)]
-        write_jsonl(path, rows)
-        done += len(chunk)
-        rate = done / max(1e-9, time.perf_counter() - start)
-        log.info("generation shard %d/%d: %.1f images/s", i + 1, n_shards, rate)
-    seconds = time.perf_counter() - start
-    return {
-        "shards": n_shards,
-        "shards_resumed": resumed,
-        "generated": done,
-        "images_per_s": round(done / seconds, 2) if done else None,
-    }
+    """Generate for every request into ``folder``: shards under ``raw/`` (the unit of
+    resume), then ``generations.jsonl``, every request exactly once, sorted by id.
+
+    ``trainer_cfg`` (a Lightning Trainer config) sets the processes (devices x nodes);
+    None runs one CPU process. ``checkpoint`` is the generator's saved folder: when several
+    processes run, each loads the model from it (a model in memory does not pickle once
+    transformers has hooked it). ``backend="vllm"`` serves that folder on a vLLM engine
+    instead (one process driving the GPUs; same rows, same shards)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"generate.backend must be one of {BACKENDS}, got {backend!r}")
+    predictor = GenerationPredictor(processor, root, decoding)
+    load_model = partial(load_vlm, str(checkpoint)) if checkpoint is not None else None
+    if backend == "vllm":
+        from genixer.models.vllm_backend import VllmPredictor, export_for_vllm
+
+        if checkpoint is None:
+            raise ValueError("generate.backend=vllm needs the generator's model folder")
+        served = export_for_vllm(checkpoint, _tokenizer_dir(processor, folder), folder / "vllm")
+        predictor = VllmPredictor(served, root, decoding)
+        model, load_model, trainer_cfg = torch.nn.Identity(), None, None  # vLLM owns the GPUs
+    return run_sharded(
+        model,
+        predictor,
+        reqs,
+        folder,
+        GENERATIONS,
+        batch_size,
+        shard_size,
+        trainer_cfg,
+        num_workers,
+        name="generate",
+        load_model=load_model,
+    )
 
 
 def parse_generations(
@@ -114,50 +164,49 @@ def parse_generations(
     decoding: dict,
     scenes: dict[str, object],
 ) -> dict:
-    """Raw shards -> ``records.jsonl`` (parsed, oracle-checked) + ``parse_failures.jsonl``."""
+    """``generations.jsonl`` -> ``records.jsonl`` (parsed, oracle-checked) + ``parse_failures.jsonl``."""
     grounding = all(get_task(m).group == "grounding" for m in members)
     detect = detect_grounding if grounding else detect_generic
     agnostic = AgnosticTask(members, detect) if task == "generic" else None
     records, failures = [], []
     reasons: Counter = Counter()
-    for path in sorted((folder / "raw").glob("shard-*.jsonl")):
-        for r in read_jsonl(path):
-            try:
-                if agnostic is not None:
-                    t, turns = agnostic.parse(r["raw"])
-                else:
-                    t = get_task(task)
-                    turns = t.parse(r["raw"])
-            except ParseError as err:
-                reasons[err.reason] += 1
-                failures.append(
-                    {
-                        "id": r["id"],
-                        "image_id": r["image_id"],
-                        "raw": r["raw"],
-                        "reason": err.reason,
-                        "detail": str(err),
-                    }
-                )
-                continue
-            scene = scenes.get(r["image_id"])
-            rec = Record(
-                id=r["id"],
-                image_id=r["image_id"],
-                image=r["image"],
-                task=t.name,
-                requested_task=task,
-                turns=turns,
-                raw=r["raw"],
-                provenance={
-                    "generator": generator,
-                    "template_id": r["template_id"],
-                    "seed": r["seed"],
-                    **decoding,
-                },
+    for r in read_jsonl(folder / GENERATIONS):  # complete and sorted by id (merge-checked)
+        try:
+            if agnostic is not None:
+                t, turns = agnostic.parse(r["raw"])
+            else:
+                t = get_task(task)
+                turns = t.parse(r["raw"])
+        except ParseError as err:
+            reasons[err.reason] += 1
+            failures.append(
+                {
+                    "id": r["id"],
+                    "image_id": r["image_id"],
+                    "raw": r["raw"],
+                    "reason": err.reason,
+                    "detail": str(err),
+                }
             )
-            rec.oracle = t.check(scene, turns) if scene is not None else None
-            records.append(rec)
+            continue
+        scene = scenes.get(r["image_id"])
+        rec = Record(
+            id=r["id"],
+            image_id=r["image_id"],
+            image=r["image"],
+            task=t.name,
+            requested_task=task,
+            turns=turns,
+            raw=r["raw"],
+            provenance={
+                "generator": generator,
+                "template_id": r["template_id"],
+                "seed": r["seed"],
+                **decoding,
+            },
+        )
+        rec.oracle = t.check(scene, turns) if scene is not None else None
+        records.append(rec)
     write_jsonl(folder / RECORDS, (rec.to_json() for rec in records))
     write_jsonl(folder / FAILURES, failures)
     judged = [r.oracle for r in records if r.oracle is not None]

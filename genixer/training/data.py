@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from genixer.training.resume import ReplaySampler, ResumableLoader, batches_per_epoch
 from genixer.world.base import WorldImage, load_image
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,24 @@ class InstructionDataModule(L.LightningDataModule):
         self.seed = seed
 
     def train_dataloader(self) -> DataLoader:
+        """Seeded shuffling that a restored run continues exactly where it stopped (see
+        :mod:`genixer.training.resume`): the start follows the trainer's global step."""
         import torch
 
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        n = len(self.dataset)
+        drop_last = (n if world == 1 else n // world) > self.batch_size
+        sampler = ReplaySampler(n, self.seed, rank, world, self.batch_size, drop_last)
+        if trainer is not None and trainer.global_step > 0:
+            nb = batches_per_epoch(len(sampler), self.batch_size, drop_last)
+            epoch, done = divmod(trainer.global_step, nb)
+            sampler.start_at(epoch, done * self.batch_size)
+        return ResumableLoader(
             self.dataset,
             batch_size=self.batch_size,
-            shuffle=True,
-            generator=gen,
+            sampler=sampler,
+            generator=torch.Generator(),  # the loader's own draws leave the global RNG alone
             collate_fn=self.collate,
-            drop_last=len(self.dataset) > self.batch_size,
+            drop_last=drop_last,
         )

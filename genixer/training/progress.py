@@ -18,13 +18,17 @@ class ProgressLog(L.Callback):
         self.start = self.last = 0.0
         self.steps = 0
         self.tokens = 0
+        self.examples = 0
+        self.first = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.start = self.last = time.perf_counter()
+        self.first = self.steps = trainer.global_step  # > 0 when resumed from a checkpoint
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.steps = trainer.global_step
         self.tokens += int(batch["attention_mask"].sum())
+        self.examples += int(batch["attention_mask"].shape[0])
         now = time.perf_counter()
         if now - self.last < self.every_s and self.steps < trainer.max_steps:
             return
@@ -45,7 +49,13 @@ class ProgressLog(L.Callback):
 
     def rate(self) -> float | None:
         elapsed = time.perf_counter() - self.start
-        return round(self.steps / elapsed, 3) if self.steps and elapsed > 0 else None
+        done = self.steps - self.first
+        return round(done / elapsed, 3) if done and elapsed > 0 else None
+
+    def example_rate(self) -> float | None:
+        """Training examples (images) per second."""
+        elapsed = time.perf_counter() - self.start
+        return round(self.examples / elapsed, 1) if self.examples and elapsed > 0 else None
 
     def token_rate(self) -> float | None:
         elapsed = time.perf_counter() - self.start
