@@ -221,3 +221,112 @@ def test_kill9_then_rerun_gives_exactly_the_uninterrupted_records(env, reference
 @pytest.mark.slow
 def test_kill9_at_several_random_moments(env, reference, tmp_path):
     check_exactly_once_after_kills(env, reference, tmp_path / "gen", kills=3, seed=1)
+
+
+# ---------------------------------------------------------------------------- scale-out
+def test_slurm_launcher_config_renders_a_multi_node_sbatch_script(
+    compose_cfg, tmp_path, monkeypatch
+):
+    submitit = pytest.importorskip("submitit")
+    from hydra.utils import get_class
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    cfg = compose_cfg(
+        [
+            "hydra/launcher=submitit_slurm",
+            "trainer.devices=8",
+            "trainer.num_nodes=4",
+            "hydra.launcher.partition=gpu",
+        ]
+    )
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert get_class(params.pop("_target_")).__name__ == "SlurmLauncher"
+    # What the launcher does with them, short of sbatch (an srun stand-in on PATH: submitit
+    # only checks that one exists before it writes the script).
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    params.pop("submitit_folder")
+    executor = submitit.AutoExecutor(
+        cluster="slurm",
+        folder=tmp_path / "sub",
+        slurm_max_num_timeout=params.pop("max_num_timeout"),
+    )
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    script = executor._executor._make_submission_file_text("python -m genixer.run", "uid")
+    for line in ("--nodes=4", "--ntasks-per-node=8", "--gpus-per-node=8", "--partition=gpu"):
+        assert f"#SBATCH {line}" in script
+    assert "srun" in script
+
+
+def test_vllm_backend_view_and_refusals(env, tmp_path):
+    from genixer.models.vllm_backend import export_for_vllm, vllm_available
+
+    view = export_for_vllm(env["root"] / "model", env["root"] / "tokenizer", tmp_path / "v")
+    config = json.loads((view / "config.json").read_text())
+    assert config["model_type"] == "llava" and "projector_type" not in config
+    assert config["architectures"] == ["LlavaForConditionalGeneration"]
+    assert (view / "model.safetensors").resolve() == (env["root"] / "model" / "model.safetensors")
+    assert (view / "tokenizer.json").exists()
+    shikra = tmp_path / "shikra"
+    shikra.mkdir()
+    raw = json.loads((env["root"] / "model" / "config.json").read_text())
+    (shikra / "config.json").write_text(json.dumps(raw | {"projector_type": "linear"}))
+    with pytest.raises(ValueError, match="backend=hf"):
+        export_for_vllm(shikra, env["root"] / "tokenizer", tmp_path / "s")
+    with pytest.raises(ValueError, match="backend"):
+        G.run_generation(
+            None, env["proc"], [], tmp_path, tmp_path / "x", 1, 1, DECODING, backend="tgi"
+        )
+    if not vllm_available():
+        with pytest.raises(ImportError, match="vllm"):
+            G.run_generation(
+                None,
+                env["proc"],
+                env["reqs"],
+                env["root"] / "world",
+                tmp_path / "gen",
+                4,
+                SHARD,
+                DECODING,
+                backend="vllm",
+                checkpoint=env["root"] / "model",
+            )
+
+
+@pytest.mark.gpu
+def test_vllm_backend_writes_the_same_rows(env, tmp_path):
+    pytest.importorskip("vllm")
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM needs a GPU")
+    info = G.run_generation(
+        None,
+        env["proc"],
+        env["reqs"],
+        env["root"] / "world",
+        tmp_path / "gen",
+        8,
+        SHARD,
+        DECODING,
+        backend="vllm",
+        checkpoint=env["root"] / "model",
+    )
+    rows = read_rows(tmp_path / "gen" / G.GENERATIONS)
+    assert info["generated"] == len(rows) == len(env["reqs"])
+    assert {"id", "raw", "new_tokens", "seed", "image", "instruction"} <= set(rows[0])
+    again = tmp_path / "again"
+    G.run_generation(
+        None,
+        env["proc"],
+        env["reqs"],
+        env["root"] / "world",
+        again,
+        3,
+        SHARD,
+        DECODING,
+        backend="vllm",
+        checkpoint=env["root"] / "model",
+    )
+    assert (again / G.GENERATIONS).read_bytes() == (tmp_path / "gen" / G.GENERATIONS).read_bytes()
