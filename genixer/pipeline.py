@@ -129,7 +129,7 @@ class Pipeline:
         self.splits = load_splits(self.world.path)
         self.by_id = {i.id: i for items in self.splits.values() for i in items}
         coll_cfg = {
-            "collection": cfg.generator.collection,
+            "collection": C.collection_key(cfg.generator.collection),
             "seed": self.seed,
             "vocab_size": cfg.generator.vocab_size,
         }
@@ -156,7 +156,7 @@ class Pipeline:
     def _collect(self, folder: Path) -> dict:
         c = self.cfg.generator.collection
         pairs, skipped = C.generator_pairs(
-            self.splits["collection"], list(c.tasks), dict(c.share), dict(c.tau), self.seed
+            self.splits["collection"], list(c.tasks), dict(c.share), C.effective_tau(c), self.seed
         )
         plain_tasks = c.get("plain_tasks")
         plain = C.plain_rows(
@@ -424,10 +424,15 @@ class Pipeline:
                 if r["score"] is not None
             }
         sel_key = {"band": f.get("band"), "threshold": f.get("threshold"), "filter": f.name}
+        sel_key["fraction"] = self._fraction()
         inputs = {"generate": self.deduped} | (
             {"score": self.scored} if self.scores is not None else {}
         )
         self.selected = self._stage("select", sel_key, inputs, self._select_fn)
+
+    def _fraction(self) -> float:
+        """``select.fraction``: the share of the filtered records kept (data-scale ablation)."""
+        return float(OmegaConf.select(self.cfg, "select.fraction", default=1.0))
 
     def _judge_fn(self, folder: Path) -> dict:
         f = self.cfg.filter
@@ -532,7 +537,9 @@ class Pipeline:
 
     def _select_fn(self, folder: Path) -> dict:
         f = self.cfg.filter
-        kept, info = S.select(self.records, self.scores, f.get("band"), f.get("threshold"))
+        kept, info = S.select(
+            self.records, self.scores, f.get("band"), f.get("threshold"), self._fraction()
+        )
         write_jsonl(folder / "selected.jsonl", (r.to_json() for r in kept))
         return info
 
@@ -551,6 +558,7 @@ class Pipeline:
             "seed": d.seed,
             "eval": d.eval,
             "trainer": self._trainer_key(),
+            "small_set_tasks": d.get("small_set_tasks"),
         }
         base_inputs = {"world": self.world, "collect": self.collect}
         if self.vision is not None:

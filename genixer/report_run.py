@@ -3,6 +3,7 @@ summary file, the sample grid, and the last printed line (the summary's path).""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import traceback
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genixer.pipeline import write_summary
 from genixer.record import read_jsonl, read_records
+from genixer.sweep import ERROR_FILE, write_sweep_record
 from genixer.utils import build
 from genixer.world.base import load_image
 
@@ -30,6 +32,13 @@ def _sweep_context() -> tuple[str | None, str | None, list[str]]:
     if hc.mode == RunMode.MULTIRUN:
         return str(Path(hc.sweep.dir).resolve()), f"job{hc.job.num}", overrides
     return None, None, overrides
+
+
+def _sweep_name(sweep_id: str) -> str:
+    """The parent run's name: the experiment (if any) and the sweep folder's last two parts."""
+    experiment = HydraConfig.get().runtime.choices.get("experiment")
+    where = "/".join(Path(sweep_id).parts[-2:])
+    return f"{experiment} {where}" if experiment and experiment != "null" else where
 
 
 def sample_grid(summary: dict, out_dir: Path, n: int = 12) -> Path | None:
@@ -68,29 +77,73 @@ def sample_grid(summary: dict, out_dir: Path, n: int = 12) -> Path | None:
     return Path(draw_grid(items, out_dir / "samples.png"))
 
 
-def finish_run(cfg: DictConfig, run: Callable[[], dict]) -> Path:
+def _override_params(overrides: list[str]) -> dict[str, str]:
+    """``key=value`` overrides as params ``override.<key>`` (the job's place in the grid)."""
+    out = {}
+    for o in overrides:
+        key, _, value = o.partition("=")
+        out[key.lstrip("+~")] = value
+    return out
+
+
+def _record_failure(out_dir: Path, tracker, run_id: str | None, status: str) -> str:
+    """Write the traceback to ``error.txt`` (and the MLflow run), end the run with ``status``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = traceback.format_exc()
+    (out_dir / ERROR_FILE).write_text(text)
+    error = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+    if tracker is not None and run_id is not None:
+        tracker.set_tags(run_id, {"genixer.error": error})
+        tracker.log_artifact(run_id, str(out_dir / ERROR_FILE))
+        tracker.end_run(run_id, status)
+    return error
+
+
+def finish_run(cfg: DictConfig, run: Callable[[], dict]) -> Path | None:
+    """Run the pipeline inside its MLflow run; return the summary's path.
+
+    In a multirun a crashed job is recorded (``error.txt``, its run FAILED with the error)
+    and None is returned, so that Hydra goes on with the next job; the sweep's end
+    (:class:`genixer.sweep.SweepCallback`) makes the exit status say so. A single run raises.
+    """
     out_dir = Path(cfg.paths.output_dir)
+    (out_dir / ERROR_FILE).unlink(missing_ok=True)  # a re-run in the same folder starts clean
     tracker = build(cfg.logger) if cfg.get("logger") and "_target_" in cfg.logger else None
     sweep_id, job_name, overrides = _sweep_context()
     run_id = parent = None
     if tracker is not None:
         if sweep_id is not None:
-            parent = tracker.find_or_create_parent(None, sweep_id, run_name=Path(sweep_id).name)
+            parent = tracker.find_or_create_parent(None, sweep_id, run_name=_sweep_name(sweep_id))
+            write_sweep_record(
+                Path(sweep_id), tracker.tracking_uri, tracker.experiment_name, parent
+            )
         run_id = tracker.start_run(
             job_name or out_dir.name,
             parent_run_id=parent,
-            tags={"genixer.overrides": " ".join(overrides)},
+            tags={
+                "genixer.overrides": " ".join(overrides),
+                "genixer.overrides_json": json.dumps(overrides),
+                "genixer.output_dir": str(out_dir.resolve()),
+            },
         )
         tracker.log_params(run_id, OmegaConf.to_container(cfg, resolve=True))
+        if overrides:
+            tracker.log_params(run_id, {"override": _override_params(overrides)})
     try:
-        summary = run()
-    except BaseException:
-        if tracker is not None:
-            (out_dir / "error.txt").parent.mkdir(parents=True, exist_ok=True)
-            (out_dir / "error.txt").write_text(traceback.format_exc())
-            tracker.log_artifact(run_id, str(out_dir / "error.txt"))
-            tracker.end_run(run_id, "FAILED")
+        return _complete(run(), out_dir, overrides, tracker, run_id, parent)
+    except Exception:
+        error = _record_failure(out_dir, tracker, run_id, "FAILED")
+        if sweep_id is None:
+            raise
+        log.error("job %s failed, the sweep goes on: %s", job_name, error)
+        return None
+    except BaseException:  # interrupted (Ctrl-C): recorded, and the sweep stops
+        _record_failure(out_dir, tracker, run_id, "KILLED")
         raise
+
+
+def _complete(summary: dict, out_dir: Path, overrides, tracker, run_id, parent) -> Path:
+    """A finished run: summary.json, the sample grid, metrics and artifacts, run FINISHED."""
     summary["overrides"] = overrides
     if tracker is not None:
         summary["mlflow"] = {

@@ -21,7 +21,8 @@ def main(cfg: DictConfig) -> None:
     from genixer.pipeline import Pipeline
 
     summary_path = finish_run(cfg, lambda: Pipeline(cfg).run())
-    print(summary_path)
+    if summary_path is not None:  # None: a sweep's job failed, recorded; the sweep goes on
+        print(summary_path)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from genixer.tasks.templates import (
     TASK_SUFFIX,
     instruction,
 )
+from genixer.utils import to_plain
 from genixer.world.base import WorldImage
 from genixer.world.questions import KINDS
 
@@ -141,3 +142,24 @@ def read_plain(folder) -> list[dict]:
 def write_collection(folder, pairs: list[dict], plain: list[dict]) -> None:
     write_jsonl(folder / PAIRS, pairs)
     write_jsonl(folder / PLAIN, plain)
+
+
+def effective_tau(collection) -> dict[str, float]:
+    """Each task's tau (its generic-instruction-only share): ``tau_all``, when set, for every
+    task (the tau ablation's one knob), else the per-task ``tau`` dict."""
+    tau_all = collection.get("tau_all")
+    if tau_all is None:
+        return {k: float(v) for k, v in collection["tau"].items()}
+    tau_all = float(tau_all)
+    if not 0.0 <= tau_all <= 1.0:
+        raise ValueError(f"generator.collection.tau_all must lie in [0, 1], got {tau_all}")
+    return {t: tau_all for t in collection["tasks"]}
+
+
+def collection_key(collection) -> dict:
+    """What of the collection config decides the collection: the effective tau, not how it was
+    spelt (``tau_all=0.2`` and a tau dict of 0.2 everywhere give the same key)."""
+    key = dict(to_plain(collection))
+    key.pop("tau_all", None)
+    key["tau"] = effective_tau(collection)
+    return key

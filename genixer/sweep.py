@@ -1,0 +1,124 @@
+"""Sweeps (Hydra multirun): what the jobs leave in the sweep folder, and the end of a sweep.
+
+Each job of a multirun records its MLflow store and parent run in ``<sweep dir>/sweep.json``
+(one parent run per sweep, found or created by the first job) and, if it crashed, its
+traceback in ``<job dir>/error.txt``; a crashed job is recorded and the sweep goes on. When
+every job is done, :class:`SweepCallback` (``hydra.callbacks.sweep`` in ``conf/config.yaml``)
+logs the sweep's grid on the parent run, writes the report (:mod:`genixer.report`) to the
+sweep folder and the parent's artifacts, ends the parent run, and makes the process exit
+non-zero if any job failed.
+
+This module is imported by Hydra in every run: keep its imports light.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+SWEEP_RECORD = "sweep.json"
+ERROR_FILE = "error.txt"
+
+
+def write_sweep_record(
+    sweep_dir: Path, tracking_uri: str, experiment_name: str, parent_run_id: str
+) -> Path:
+    """Write (atomically) where the sweep's runs are; every job writes the same content."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    path = sweep_dir / SWEEP_RECORD
+    data = {
+        "sweep_dir": str(sweep_dir),
+        "tracking_uri": tracking_uri,
+        "experiment_name": experiment_name,
+        "parent_run_id": parent_run_id,
+    }
+    tmp = path.with_name(f"{SWEEP_RECORD}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def read_sweep_record(sweep_dir: Path) -> dict | None:
+    path = Path(sweep_dir) / SWEEP_RECORD
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def failed_jobs(sweep_dir: Path) -> list[tuple[str, str]]:
+    """(job folder name, the error's last line) for each job folder holding an ``error.txt``."""
+    out = []
+    for err in sorted(Path(sweep_dir).rglob(ERROR_FILE)):
+        lines = [x for x in err.read_text().splitlines() if x.strip()]
+        name = str(err.parent.relative_to(sweep_dir))
+        out.append((name, lines[-1] if lines else "unknown error"))
+    return out
+
+
+def _sweep_params(config: DictConfig) -> dict[str, Any]:
+    hydra = config.hydra
+    params = OmegaConf.select(hydra, "sweeper.params", default=None)
+    out: dict[str, Any] = {
+        "overrides": " ".join(OmegaConf.to_container(hydra.overrides.task, resolve=False))
+    }
+    if params:
+        out["grid"] = OmegaConf.to_container(params, resolve=False)
+    return out
+
+
+def close_sweep(sweep_dir: Path, config: DictConfig | None, failed: list) -> dict | None:
+    """Log the sweep's grid on its parent run, write the report, end the parent run.
+
+    Returns the report's paths, or None when the sweep was not tracked (``logger=none``).
+    """
+    record = read_sweep_record(sweep_dir)
+    if record is None:
+        log.info("sweep %s was not tracked in MLflow: no report", sweep_dir)
+        return None
+    from genixer.report import make_report
+    from genixer.tracking import Tracker
+
+    tracker = Tracker(record["tracking_uri"], record["experiment_name"])
+    parent = record["parent_run_id"]
+    if config is not None:
+        try:
+            tracker.log_params(parent, {"sweep": _sweep_params(config)})
+        except Exception as err:  # params are immutable: a re-used sweep folder keeps the first
+            log.warning("could not log the sweep's params on run %s: %s", parent, err)
+    paths = None
+    try:
+        paths = make_report(record["tracking_uri"], parent, sweep_dir)
+        log.info("sweep report: %s", paths["markdown"])
+    except Exception as err:  # a report must not hide the sweep's outcome; say why it is missing
+        log.warning("could not write the sweep report: %s", err)
+    tracker.set_tags(parent, {"genixer.failed_jobs": len(failed)})
+    tracker.end_run(parent, "FAILED" if failed else "FINISHED")
+    log.info("MLflow parent run: %s", tracker.run_url_or_uri(parent))
+    return paths
+
+
+class SweepCallback(Callback):
+    """End of a multirun: report, parent run closed, non-zero exit if a job failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        failed = failed_jobs(sweep_dir)
+        try:
+            close_sweep(sweep_dir, config, failed)
+        except Exception as err:
+            log.error("could not close the sweep's MLflow parent run: %s", err)
+        if failed:
+            lines = [f"{len(failed)} job(s) of the sweep in {sweep_dir} failed:"]
+            lines += [f"  job {name}: {error}" for name, error in failed]
+            print("\n".join(lines), file=sys.stderr)
+            # SystemExit, not an exception: Hydra turns a callback's exceptions into warnings.
+            sys.exit(1)

@@ -1,0 +1,322 @@
+"""Sweeps: the stage cache's keys and interrupted stages, the experiments' grids, a real
+multirun (one MLflow parent, a child per job, a crashed job recorded and passed over) and the
+report made from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import tiny_overrides
+
+BASE = ["paths.root_dir=/tmp/x", "paths.output_dir=/tmp/x/out"]
+
+
+# ----------------------------------------------------------------- the stage cache
+def test_an_interrupted_stage_is_not_taken_as_complete(tmp_path):
+    from genixer.stages.cache import MANIFEST, StageCache
+
+    cache = StageCache(tmp_path)
+    calls = []
+
+    def crash(folder: Path) -> dict:
+        calls.append("crash")
+        (folder / "half.txt").write_text("half written")
+        raise RuntimeError("killed mid-stage")
+
+    with pytest.raises(RuntimeError):
+        cache.run("train", 1, {"lr": 1}, {}, crash)
+    folder = next((tmp_path / "train").iterdir())
+    assert not (folder / MANIFEST).exists()
+
+    def finish(folder: Path) -> dict:
+        calls.append("finish")
+        assert (folder / "half.txt").exists()  # the same folder is handed back (resume)
+        return {"n": 3}
+
+    res = cache.run("train", 1, {"lr": 1}, {}, finish)
+    assert (res.status, res.info, res.path) == ("ran", {"n": 3}, folder)
+    again = cache.run("train", 1, {"lr": 1}, {}, crash)
+    assert again.status == "reused" and again.info == {"n": 3}
+    assert calls == ["crash", "finish"]
+
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["complete"] is True and manifest["config"] == {"lr": 1}
+    assert {"code_version", "inputs", "seconds", "info"} <= set(manifest)
+    # a manifest that does not say complete, or cannot be read, does not count
+    for text in [json.dumps(manifest | {"complete": False}), '{"complete": tr']:
+        (folder / MANIFEST).write_text(text)
+        assert cache.run("train", 1, {"lr": 1}, {}, finish).status == "ran"
+
+
+def test_a_stage_another_process_is_computing_is_waited_for_then_reused(tmp_path):
+    """Two sweeps on one cache: the second asker of a stage waits for the first, then re-uses
+    its result (flock locks are per open file, so two threads stand for two processes)."""
+    import threading
+
+    from genixer.stages.cache import StageCache
+
+    started, release, results = threading.Event(), threading.Event(), {}
+
+    def slow(folder: Path) -> dict:
+        started.set()
+        release.wait(10)
+        return {"by": "first"}
+
+    def never(folder: Path) -> dict:
+        raise AssertionError("the stage was computed twice")
+
+    first = threading.Thread(
+        target=lambda: results.setdefault("a", StageCache(tmp_path).run("s", 1, {}, {}, slow))
+    )
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(
+        target=lambda: results.setdefault("b", StageCache(tmp_path).run("s", 1, {}, {}, never))
+    )
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # waiting on the lock
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert (results["a"].status, results["b"].status) == ("ran", "reused")
+    assert results["b"].info == {"by": "first"}
+
+
+def test_the_key_follows_values_not_spelling(tmp_path):
+    from genixer.stages.cache import StageCache
+
+    key = StageCache(tmp_path).key
+    cfg = OmegaConf.create({"x": 1, "y": 1, "train": {"lr": "${x}", "steps": 5}})
+    plain = {"train": {"steps": 5, "lr": 1}}  # same values, other order, no interpolation
+    assert key("s", 1, {"train": cfg.train}, {}) == key("s", 1, plain, {})
+    cfg.x = 2  # the interpolated value changes: so does the key
+    assert key("s", 1, {"train": cfg.train}, {}) != key("s", 1, plain, {})
+    assert key("s", 1, plain, {"up": "a"}) != key("s", 1, plain, {"up": "b"})
+    assert key("s", 1, plain, {}) != key("s", 2, plain, {})  # STAGE_VERSIONS bump
+
+
+def test_tau_all_sets_every_tasks_tau_and_keys_on_the_effective_value(compose_cfg):
+    from genixer.stages.collect import collection_key, effective_tau
+
+    coll = compose_cfg(BASE).generator.collection
+    assert effective_tau(coll) == {"common": 0.2, "adv": 0.2, "mcvqa": 0.5, "md": 0.2}
+    swept = compose_cfg([*BASE, "generator.collection.tau_all=0.5"]).generator.collection
+    assert effective_tau(swept) == dict.fromkeys(coll.tasks, 0.5)
+    spelt = compose_cfg(
+        [*BASE, "generator.collection.tau={common:0.5,adv:0.5,mcvqa:0.5,md:0.5}"]
+    ).generator.collection
+    assert collection_key(spelt) == collection_key(swept) != collection_key(coll)
+    with pytest.raises(ValueError, match="tau_all"):
+        effective_tau(compose_cfg([*BASE, "generator.collection.tau_all=2"]).generator.collection)
+
+
+def test_select_fraction_keeps_nested_deterministic_subsets():
+    from genixer.record import Record
+    from genixer.stages.score import select, subsample
+
+    recs = [Record(f"r{i:02d}", "img", "img.png", "common", "common", [], "") for i in range(30)]
+    third, two, whole = (subsample(recs, f) for f in (0.3333, 0.6667, 1.0))
+    assert (len(third), len(two), len(whole)) == (10, 20, 30)
+    assert {r.id for r in third} < {r.id for r in two} < {r.id for r in whole}
+    assert subsample(list(reversed(recs)), 0.3333) == list(reversed(third))
+    kept, info = select(recs, {r.id: i / 30 for i, r in enumerate(recs)}, None, 0.5, 0.5)
+    assert (info["num_passed"], info["num_kept"]) == (15, 8)
+    with pytest.raises(ValueError, match="select.fraction"):
+        subsample(recs, 0.0)
+
+
+# ----------------------------------------------------------------- the experiments
+GRIDS = {
+    "band_sweep": ("filter.band", [[0, 0.5], [0.5, 0.7], [0.7, 1.0], None]),
+    "threshold_sweep": ("filter.threshold", [0, 0.5, 0.7]),
+    "scale_sweep": ("select.fraction", [0.3333, 0.6667, 1.0]),
+    "tau_sweep": ("generator.collection.tau_all", [0, 0.2, 0.5]),
+    "clip_sweep": ("filter.threshold", [-1.0, 0.1, 0.2, 0.3]),
+}
+
+
+def grid(cfg, extra: list[str] = ()) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper makes of an experiment's params and extra overrides."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()] + list(extra)
+    overrides = OverridesParser.create().parse_overrides(params)
+    return BasicSweeper.split_arguments(overrides, None)[0]
+
+
+@pytest.mark.parametrize("name", list(GRIDS))
+def test_each_experiment_expands_to_its_grid_with_three_seeds(compose_cfg, name):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    key, values = GRIDS[name]
+    cfg = compose_cfg([*BASE, f"experiment={name}"])
+    jobs = grid(cfg)
+    assert len(jobs) == len(values) * 3
+    parser = OverridesParser.create()
+    seen = [{o.key_or_group: o.value() for o in parser.parse_overrides(job)} for job in jobs]
+    assert [s[key] for s in seen[::3]] == values  # the seeds vary fastest
+    assert [s["downstream.seed"] for s in seen[:3]] == [0, 1, 2]
+    job = compose_cfg([*BASE, f"experiment={name}", *jobs[0]])  # a job's config composes
+    value = OmegaConf.select(job, key)
+    assert (OmegaConf.to_container(value) if OmegaConf.is_config(value) else value) == values[0]
+    if name == "clip_sweep":
+        assert (job.generator.name, job.task.name, job.filter.name) == ("genixer_s", "rec", "clip")
+    assert len(grid(cfg, ["downstream.seed=0"])) == len(values)  # the command line narrows it
+
+
+# ----------------------------------------------------------------- the report
+def test_report_groups_by_setting_without_the_seed():
+    from genixer.report import Job, group, markdown
+
+    def job(i, band, seed, acc, status="FINISHED"):
+        metrics = {"downstream.accuracy": acc, "wall_seconds": 10.0} if acc is not None else {}
+        metrics |= {
+            "stages.generate.reused": float(i > 0),
+            "stages.generate.seconds": 8.0 * (i == 0),
+        }
+        ov = {"experiment": "band_sweep", "filter.band": band, "downstream.seed": seed}
+        return Job(
+            f"r{i}", f"job{i}", status, ov, metrics, "ValueError: x" if acc is None else None
+        )
+
+    jobs = [
+        job(0, "[0,0.5]", "0", 0.4),
+        job(1, "[0,0.5]", "1", 0.5),
+        job(2, "null", "0", 0.7),
+        job(3, "null", "1", None, "FAILED"),
+    ]
+    settings, varying = group(jobs)
+    assert varying == ["filter.band"]
+    assert [s.label for s in settings] == ["filter.band=[0,0.5]", "filter.band=null"]
+    text = markdown("t", "p", "sqlite://", settings, jobs)
+    assert "| filter.band=[0,0.5] | 2 | 0.450 ± 0.071 | 10.0 ± 0.0 |" in text
+    assert "| filter.band=null | 1 (+1 failed) | 0.700 | 10.0 |" in text
+    assert "FAILED: ValueError: x" in text
+    assert "Pipeline time of the finished jobs: 30 s" in text and "46 s, 1.5x" in text
+
+
+# ----------------------------------------------------------------- a real multirun
+def run_multirun(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    overrides = [o for o in tiny_overrides(tmp, "none") if not o.startswith("paths.output_dir")]
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genixer.run",
+            "-m",
+            *overrides,
+            "generator.vision_pretrain=null",
+            "world.splits.pool=4",
+            f"hydra.sweep.dir={tmp}/sweep",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ | {"GENIXER_ROOT": str(tmp)},
+    )
+
+
+def sweep_runs(tmp: Path):
+    from mlflow import MlflowClient
+
+    from genixer.tracking import PARENT_RUN_TAG, SWEEP_ID_TAG
+
+    client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    exps = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(exps)
+    parents = [r for r in runs if SWEEP_ID_TAG in r.data.tags]
+    children = sorted(
+        (r for r in runs if PARENT_RUN_TAG in r.data.tags), key=lambda r: r.info.run_name
+    )
+    return client, parents, children
+
+
+def test_a_multirun_makes_one_parent_a_child_per_job_survives_a_crash_and_reports(tmp_path):
+    """Three downstream seeds, the middle one a crash: the sweep goes on, every upstream
+    stage is re-used by the later seed, and the report is written at the end."""
+    proc = run_multirun(tmp_path, "downstream.seed=0,oops,1")
+    assert proc.returncode != 0, "a failed job must make the sweep's exit status non-zero"
+    assert "1 job(s) of the sweep" in proc.stderr and "'oops'" in proc.stderr, proc.stderr[-3000:]
+
+    client, parents, children = sweep_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 3
+    parent = parents[0]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert [c.info.status for c in children] == ["FINISHED", "FAILED", "FINISHED"]
+    assert "invalid literal for int()" in children[1].data.tags["genixer.error"]
+    assert (tmp_path / "sweep" / "1" / "error.txt").exists()
+    first = children[0]
+    assert first.data.params["override.downstream.seed"] == "0"
+    assert first.data.params["downstream.seed"] == "0"  # the resolved config
+    assert first.data.params["generator.vision_pretrain"] == "None"
+    assert "downstream.accuracy" in first.data.metrics
+    assert parent.info.status == "FAILED" and parent.data.tags["genixer.failed_jobs"] == "1"
+    assert "sweep.grid" not in parent.data.params  # no sweeper params: the command line's
+    assert "downstream.seed=0,oops,1" in parent.data.params["sweep.overrides"]
+
+    # the last seed re-used everything upstream of the downstream training
+    summary = json.loads((tmp_path / "sweep" / "2" / "summary.json").read_text())
+    ran = {k for k, v in summary["stages"].items() if v["status"] == "ran"}
+    assert ran == {"downstream_baseline", "downstream_synthetic"}
+
+    # the report: in the sweep folder and the parent's artifacts
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    assert "| all jobs | 2 (+1 failed) |" in report
+    assert (tmp_path / "sweep" / "report.png").read_bytes()[:4] == b"\x89PNG"
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert artifacts == {"report/report.md", "report/report.png", "report/report.json"}
+
+    # the command, by sweep folder and by parent run id
+    from genixer.report import main
+
+    assert main([str(tmp_path / "sweep"), "--out", str(tmp_path / "r1"), "--no-log"]) == 0
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = [parent.info.run_id, "--tracking-uri", uri, "--out", str(tmp_path / "r2"), "--no-log"]
+    assert main(args) == 0
+    assert (tmp_path / "r1" / "report.md").read_text() == (
+        tmp_path / "r2" / "report.md"
+    ).read_text()
+    data = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert data["settings"][0]["finished"] == 2
+    assert len(data["settings"][0]["metrics"]["downstream.accuracy"]["values"]) == 2
+
+
+@pytest.mark.slow
+def test_band_sweep_runs_upstream_once(tmp_path):
+    """The band sweep itself, shrunk to two seeds: generator, generation, judge and scores
+    run in the first job only; every band gets its report row over both seeds."""
+    proc = run_multirun(
+        tmp_path,
+        "experiment=band_sweep",
+        "filter=fuyu",
+        "filter.train.steps=2",
+        "filter.train.batch_size=8",
+        "filter.train.items_per_image=2",
+        "filter.model.spec.hidden=32",
+        "filter.model.spec.layers=1",
+        "filter.model.spec.heads=2",
+        "filter.model.spec.intermediate=64",
+        "downstream.seed=0,1",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, parents, children = sweep_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 8
+    assert parents[0].info.status == "FINISHED"
+    for i in range(8):
+        s = json.loads((tmp_path / "sweep" / str(i) / "summary.json").read_text())["stages"]
+        for stage in ("train_generator", "generate", "train_judge", "score"):
+            assert s[stage]["status"] == ("ran" if i == 0 else "reused"), (i, stage)
+        assert s["select"]["status"] == ("ran" if i % 2 == 0 else "reused"), i
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    for band in ("[0,0.5]", "[0.5,0.7]", "[0.7,1.0]", "null"):
+        assert f"| filter.band={band} | 2 |" in report
