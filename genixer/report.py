@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from genixer.sweep import read_sweep_record
 from genixer.tracking import PARENT_RUN_TAG, SWEEP_ID_TAG, default_tracking_uri
@@ -350,13 +351,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         uri = args.tracking_uri or default_uri
         parent = args.target
-        sweep = Path(MlflowClient(uri).get_run(parent).data.tags.get(SWEEP_ID_TAG, ""))
+        try:
+            run = MlflowClient(uri).get_run(parent)
+        except MlflowException as err:
+            raise SystemExit(
+                f"{parent!r} is not a sweep folder, nor a run id in {uri}: {err.message}"
+            ) from None
+        sweep = Path(run.data.tags.get(SWEEP_ID_TAG, ""))
         out = (
             Path(args.out)
             if args.out
             else (sweep if str(sweep) != "." and sweep.is_dir() else Path(f"report-{parent[:8]}"))
         )
-    paths = make_report(uri, parent, out, log_to_parent=not args.no_log)
+    try:
+        paths = make_report(uri, parent, out, log_to_parent=not args.no_log)
+    except ValueError as err:  # not a sweep's parent run
+        raise SystemExit(str(err)) from None
     print(paths["markdown"].read_text())
     print(paths["markdown"])
     print(paths["plot"])

@@ -286,6 +286,8 @@ def test_a_multirun_makes_one_parent_a_child_per_job_survives_a_crash_and_report
     assert (tmp_path / "r1" / "report.md").read_text() == (
         tmp_path / "r2" / "report.md"
     ).read_text()
+    with pytest.raises(SystemExit, match="not a sweep folder"):
+        main(["no-such-run", "--tracking-uri", uri, "--no-log"])
     data = json.loads((tmp_path / "r2" / "report.json").read_text())
     assert data["settings"][0]["finished"] == 2
     assert len(data["settings"][0]["metrics"]["downstream.accuracy"]["values"]) == 2
