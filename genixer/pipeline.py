@@ -43,6 +43,7 @@ from genixer.stages import dedup as DD
 from genixer.stages import downstream as D
 from genixer.stages import export as E
 from genixer.stages import generate as G
+from genixer.stages import labeled as L
 from genixer.stages import score as S
 from genixer.stages.cache import StageCache, StageResult
 from genixer.stages.world import load_splits, materialize, world_key
@@ -155,16 +156,27 @@ class Pipeline:
 
     def _collect(self, folder: Path) -> dict:
         c = self.cfg.generator.collection
-        pairs, skipped = C.generator_pairs(
-            self.splits["collection"], list(c.tasks), dict(c.share), C.effective_tau(c), self.seed
-        )
-        plain_tasks = c.get("plain_tasks")
-        plain = C.plain_rows(
-            self.splits["collection"],
-            self.seed,
-            "plain",
-            list(plain_tasks) if plain_tasks else None,
-        )
+        labeled = L.read_samples(self.world.path)
+        if labeled is not None:  # world=collection: samples converted from public datasets
+            pairs, skipped = L.generator_pairs(
+                labeled, list(c.tasks), C.effective_tau(c), self.seed
+            )
+            plain = L.plain_rows(labeled, list(c.tasks))
+        else:
+            pairs, skipped = C.generator_pairs(
+                self.splits["collection"],
+                list(c.tasks),
+                dict(c.share),
+                C.effective_tau(c),
+                self.seed,
+            )
+            plain_tasks = c.get("plain_tasks")
+            plain = C.plain_rows(
+                self.splits["collection"],
+                self.seed,
+                "plain",
+                list(plain_tasks) if plain_tasks else None,
+            )
         C.write_collection(folder, pairs, plain)
         tok = build_tokenizer(C.tokenizer_corpus(pairs, plain), self.cfg.generator.vocab_size)
         save_tokenizer(tok, folder / "tokenizer")
