@@ -93,7 +93,11 @@ def task_conversation(scene, rng: random.Random, tasks: list[str], per_task: int
 
 
 def plain_rows(
-    images: Iterable[WorldImage], seed: int, tag: str, tasks: list[str] | None = None
+    images: Iterable[WorldImage],
+    seed: int,
+    tag: str,
+    tasks: list[str] | None = None,
+    per_task: int = 2,
 ) -> list[dict]:
     """One multi-turn conversation per image: every question kind once (``tasks`` None), or
     samples of the given tasks in their downstream form."""
@@ -103,7 +107,7 @@ def plain_rows(
         if tasks is None:
             turns = [(t.question, t.answer, t.kind) for t in plain_conversation(img.scene, rng)]
         else:
-            turns = task_conversation(img.scene, rng, tasks)
+            turns = task_conversation(img.scene, rng, tasks, per_task)
         rows.append(
             {
                 "image_id": img.id,
