@@ -43,9 +43,11 @@ from genixer.stages import dedup as DD
 from genixer.stages import downstream as D
 from genixer.stages import export as E
 from genixer.stages import generate as G
+from genixer.stages import judge_score as JS
 from genixer.stages import labeled as L
 from genixer.stages import score as S
 from genixer.stages.cache import StageCache, StageResult
+from genixer.stages.rates import stage_rates
 from genixer.stages.world import load_splits, materialize, world_key
 from genixer.tasks.base import judge_prompt
 from genixer.training.data import EncodedDataset
@@ -403,6 +405,8 @@ class Pipeline:
             score_key = {"mode": f.score_mode, "renormalize": f.renormalize, "seed": self.seed}
             if f.score_mode == "p_yes":  # deterministic: the seed decides nothing
                 score_key.pop("seed")
+            else:  # sampled: each record seeded from (seed, record id), whatever its batch
+                score_key["seeding"] = "per_record"
             self.scored = self._stage(
                 "score",
                 score_key,
@@ -534,18 +538,23 @@ class Pipeline:
         f = self.cfg.filter
         model = load_judge(self.judge.path / "model")
         processor = JudgeProcessor.for_model(model, self.tokenizer)
-        scores = S.judge_records(
+        info = JS.score_records(  # sharded and resumable, on trainer.devices x num_nodes
             model,
             processor,
             self.records,
             self.world.path,
+            folder,
+            S.SCORES,
             f.score_mode,
             f.batch_size,
             self.seed,
             f.renormalize,
+            trainer_cfg=self.cfg.trainer,
+            checkpoint=self.judge.path / "model",
         )
-        write_jsonl(folder / S.SCORES, ({"id": k, "score": v} for k, v in sorted(scores.items())))
-        return S.score_quality(self.records, scores)
+        rows = read_jsonl(folder / S.SCORES)
+        scores = {r["id"]: r["score"] for r in rows if r["score"] is not None}
+        return S.score_quality(self.records, scores) | info
 
     def _select_fn(self, folder: Path) -> dict:
         f = self.cfg.filter
@@ -675,7 +684,7 @@ class Pipeline:
             [r.path for r in self.results.values()],
             run_ledger_path(self.cfg, self.results),
         )
-        summary["stages"] = {k: v.summary() for k, v in self.results.items()}
+        summary["stages"] = {k: v.summary() | stage_rates(v.info) for k, v in self.results.items()}
         summary["wall_seconds"] = round(seconds, 1)
         return summary
 

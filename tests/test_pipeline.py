@@ -63,6 +63,11 @@ def test_cli_end_to_end_then_every_stage_is_reused(tmp_path):
     assert all(s["status"] == "ran" for s in summary["stages"].values())
     assert summary["generation"]["num_records"] + summary["generation"]["parse_failures"] == 16
     assert "kinds" in summary["generation"]["diversity"]
+    assert Path(summary["generation"]["records"]).exists()  # the merged, final records
+    for stage in ("train_generator", "generate", "score", "downstream_synthetic"):
+        assert summary["stages"][stage]["images_per_s"] > 0, stage
+        if stage != "score":  # the judge reads one token per pair: no token rate
+            assert summary["stages"][stage]["tokens_per_s"] > 0, stage
     assert (tmp_path / "run1" / "samples.png").exists() or summary["generation"]["num_records"] == 0
     exported = json.loads(Path(summary["export"]["llava_json"]).read_text())
     assert len(exported) == summary["select"]["num_kept"]

@@ -87,4 +87,7 @@ def fit(
         "steps_per_s": progress.rate(),
         "images_per_s": progress.example_rate(),
         "tokens_per_s": progress.token_rate(),
+        "images_seen": progress.examples,
+        "tokens_seen": progress.tokens,
+        "train_seconds": round(progress.seconds(), 3),
     }

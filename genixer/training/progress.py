@@ -52,6 +52,10 @@ class ProgressLog(L.Callback):
         done = self.steps - self.first
         return round(done / elapsed, 3) if done and elapsed > 0 else None
 
+    def seconds(self) -> float:
+        """Time since training started (0 before it did)."""
+        return time.perf_counter() - self.start if self.start else 0.0
+
     def example_rate(self) -> float | None:
         """Training examples (images) per second."""
         elapsed = time.perf_counter() - self.start
