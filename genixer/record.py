@@ -67,7 +67,8 @@ def write_jsonl(path: str | Path, rows: Iterable[str | dict]) -> int:
     """Write lines to ``path`` atomically (temp file + rename); returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # One temp file per process: ranks of one job writing the same file never share it.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     n = 0
     with open(tmp, "w") as f:
         for row in rows:
