@@ -341,7 +341,11 @@ class Pipeline:
         same_image, corpus_max = bool(d.get("same_image", True)), d.get("corpus_max")
         self.deduped = self._stage(
             "dedup",
-            {"same_image": same_image, "corpus_max": corpus_max},
+            {
+                "same_image": same_image,
+                "corpus_max": corpus_max,
+                "normalization": DD.normalization_fingerprint(),
+            },
             {"generate": self.generated},
             lambda f: DD.run_dedup(self.records, f, same_image, corpus_max),
         )

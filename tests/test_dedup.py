@@ -128,3 +128,10 @@ def test_decontamination_excludes_pool_images_found_in_a_benchmark(tmp_path):
     assert DD.benchmark_specs(None) == [] and DD.benchmark_specs([]) == []
     with pytest.raises(ValueError, match="does not exist"):
         DD.benchmark_specs(str(tmp_path / "nope"))
+
+
+def test_the_dedup_cache_key_follows_the_answer_normalization(monkeypatch):
+    before = DD.normalization_fingerprint()
+    assert DD.normalization_fingerprint() == before
+    monkeypatch.setattr(DD, "normalize_answer", lambda text: text.lower().strip())
+    assert DD.normalization_fingerprint() != before

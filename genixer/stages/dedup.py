@@ -59,6 +59,23 @@ def normalize_text(text: str) -> str:
     return " ".join(p for p in parts if p)
 
 
+# Strings that exercise every normalization rule: their normalized forms go into the dedup
+# stage's cache key, so a change to the answer normalization re-runs dedup by itself.
+_PROBES = (
+    "How many Dogs are there? Two.",
+    "Is it the red one, or a blue one?",
+    "It's 1,000 dogs; isnt it 3.5 cats!",
+    "Where is the cat? [0.125, 0.250,0.500,0.750] and [0.1,0.2]",
+    "What's that\tthing\non the left: an apple",
+    "zero one two three four five six seven eight nine ten",
+)
+
+
+def normalization_fingerprint() -> str:
+    blob = json.dumps([normalize_text(p) for p in _PROBES], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def qa_key(turns: list[QA]) -> str:
     """The dedup key of a sample: its normalized (question, options, answer) turns."""
     rows = [
