@@ -379,44 +379,52 @@ def test_collection_world_mixes_the_generic_datasets(compose_cfg, data_root, tmp
 
 
 def test_collection_world_sizes_and_ratios(compose_cfg, data_root, tmp_path):
-    from genixer.utils import build
+    from omegaconf import OmegaConf
 
-    cfg = collection_cfg(
-        compose_cfg,
-        data_root,
-        tmp_path,
-        "generator=shikra",
-        "world.size=20",
-        "+world.datasets.vg.ratio={rec:2.0,reg:0}",
-    )
-    world, _ = materialize(cfg, tmp_path / "w")
+    from genixer.world.collection import CollectionWorld
+
+    cfg = collection_cfg(compose_cfg, data_root, tmp_path, "generator=shikra", "world.size=20")
+    base = OmegaConf.to_container(cfg.world, resolve=True)
+    base.pop("_target_")
+
+    def world_with(**changes) -> CollectionWorld:
+        kw = json.loads(json.dumps(base))
+        for (
+            key,
+            value,
+        ) in changes.items():  # "datasets__gqa__ratio" -> kw["datasets"]["gqa"]["ratio"]
+            *path, last = key.split("__")
+            node = kw
+            for p in path:
+                node = node[p]
+            node[last] = value
+        return CollectionWorld(**kw)
+
+    world = world_with(datasets__vg__ratio={"rec": 2.0, "reg": 0})
+    world.materialize(tmp_path / "w")
     report = world.report["collection"]
     drawn = {k: v["drawn"] for k, v in report["datasets"].items()}
     assert sum(drawn.values()) == report["samples"] == 20
     assert "vg:reg" not in drawn and drawn["vg:rec"] > drawn["refcoco:rec"]  # ratio 0: not read
     assert set(report["task_counts"]) <= {"rec", "reg", "pointqa", "qcbox", "rd"}
 
-    half = collection_cfg(
-        compose_cfg,
-        data_root,
-        tmp_path,
-        "world.datasets.gqa.ratio=0.5",
-        "world.datasets.vqav2.ratio=2",
-    )
-    world, _ = materialize(half, tmp_path / "h")
+    generic = ["common", "adv", "mcvqa", "md"]
+    world = world_with(size=None, tasks=generic, datasets__gqa__ratio=0.5, datasets__vqav2__ratio=2)
+    world.materialize(tmp_path / "h")
     d = world.report["collection"]["datasets"]
     assert d["gqa"]["drawn"] == 1 and d["vqav2:common"]["drawn"] == 8
 
-    for override, message in [
-        ("+world.datasets.gqa.questionz=x", "unexpected argument"),
-        ("world.datasets.pope.task=rec", "converts to"),
-        ("world.datasets.gqa.ratio=-1", "ratio"),
-        ("world.datasets.gqa.questions=gqa/missing.json", "does not exist"),
-        ("world.root=/nonexistent/data", "not a folder"),
+    for changes, message in [
+        ({"datasets__gqa__questionz": "x"}, "unexpected argument"),
+        ({"datasets__pope__task": "rec"}, "converts to"),
+        ({"datasets__gqa__ratio": -1}, "ratio"),
+        ({"tasks": generic, "datasets__gqa__questions": "gqa/missing.json"}, "does not exist"),
+        ({"root": "/nonexistent/data"}, "not a folder"),
+        ({"splits": {"pool": 3}}, "only the collection split"),
+        ({"link": "symlink"}, "hardlink"),
     ]:
-        bad = collection_cfg(compose_cfg, data_root, tmp_path, override)
-        with pytest.raises(Exception, match=message):
-            build(bad.world).fingerprint()
+        with pytest.raises(ValueError, match=message):
+            world_with(**changes).fingerprint()
 
 
 def test_collection_world_feeds_the_generator(compose_cfg, data_root, tmp_path):
