@@ -47,16 +47,33 @@ def exact_match(prediction: str, answer: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(answer))
 
 
-def extract_yes_no(text: str) -> str:
-    """POPE-style yes/no reading: ``"yes"`` if the first word is yes, otherwise ``"no"``."""
-    words = re.findall(r"[a-z]+", text.lower())
-    return "yes" if words and words[0] == "yes" else "no"
+YES_NO_RULES = ("first_word", "pope")
 
 
-def pope_metrics(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
+def extract_yes_no(text: str, rule: str = "first_word") -> str:
+    """Read a yes/no answer.
+
+    ``"first_word"``: ``"yes"`` if the first word is yes, otherwise ``"no"``.
+    ``"pope"``: the official POPE evaluation's reading: keep the first sentence (up to the
+    first period), drop commas, split on spaces; ``"no"`` if a word is exactly ``No``,
+    ``no`` or ``not``, otherwise ``"yes"`` (an answer that never says no counts as yes).
+    """
+    if rule == "first_word":
+        words = re.findall(r"[a-z]+", text.lower())
+        return "yes" if words and words[0] == "yes" else "no"
+    if rule == "pope":
+        words = text.split(".")[0].replace(",", "").split(" ")
+        return "no" if {"No", "no", "not"} & set(words) else "yes"
+    raise ValueError(f"rule must be one of {YES_NO_RULES}, got {rule!r}")
+
+
+def pope_metrics(
+    predictions: Sequence[str], labels: Sequence[str], rule: str = "first_word"
+) -> dict[str, float]:
     """POPE metrics with "yes" as the positive class.
 
-    Predictions are read with ``extract_yes_no``; labels must be "yes" or "no" (any case).
+    Predictions are read with ``extract_yes_no(p, rule)`` (``rule="pope"``: the official
+    POPE reading); labels must be "yes" or "no" (any case).
     Returns accuracy, precision, recall, f1 and yes_ratio (the fraction of predicted yes);
     a ratio with a zero denominator is 0.0.
     """
@@ -64,7 +81,7 @@ def pope_metrics(predictions: Sequence[str], labels: Sequence[str]) -> dict[str,
     gold = [label.strip().lower() for label in labels]
     if bad := sorted(set(gold) - {"yes", "no"}):
         raise ValueError(f"pope_metrics: labels must be yes/no, got {bad}")
-    pred = [extract_yes_no(p) for p in predictions]
+    pred = [extract_yes_no(p, rule) for p in predictions]
     tp = sum(p == "yes" and g == "yes" for p, g in zip(pred, gold, strict=True))
     fp = sum(p == "yes" and g == "no" for p, g in zip(pred, gold, strict=True))
     fn = sum(p == "no" and g == "yes" for p, g in zip(pred, gold, strict=True))

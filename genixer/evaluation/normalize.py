@@ -1,21 +1,23 @@
-"""Answer normalization in the style of the official VQAv2 evaluation.
+"""Answer normalization of the official VQA evaluation (VQAv2, VizWiz, TextVQA).
 
-``normalize_answer`` applies, in order:
+``normalize_answer`` applies, in order, what the official script does:
 
 1. newlines/tabs to spaces, strip, lowercase;
-2. punctuation: commas inside numbers are removed (``"1,000" -> "1000"``), the characters in
-   ``PUNCTUATION`` become spaces, and a period is removed unless a digit follows it
-   (``"2.5"`` and ``".5"`` are kept, ``"dog."`` -> ``"dog"``), which is what the official
-   period rule does in effect;
-3. per word: number words to digits (``"two" -> "2"``, ``"none" -> "0"``), articles dropped,
-   contractions written without an apostrophe restored (``"dont" -> "don't"``);
+2. punctuation (``PUNCTUATION``; the apostrophe is not in it, so ``"man's"`` stays): a mark
+   is deleted when it touches a space in the text, or when the text holds a comma between
+   two digits (then every mark is deleted, so ``"1,000" -> "1000"``); otherwise it becomes a
+   space (``"t-shirt" -> "t shirt"``). Then a period is removed unless a digit follows it
+   (``"2.5"`` and ``".5"`` stay, ``"dog." -> "dog"``);
+3. per word: number words zero..ten to digits (``"two" -> "2"``, ``"none" -> "0"``),
+   articles dropped, contractions written without an apostrophe restored
+   (``"dont" -> "don't"``);
 4. whitespace collapsed to single spaces.
 
 The tables are written for this project. The contraction table leaves out forms that are
 also ordinary words (``"shed"``, ``"wed"``, ``"ill"``, ``"well"``, ``"its"``, ...).
-Differences from the official script: punctuation always becomes a space (the official one
-sometimes deletes it, which only differs where a space would split a token) and number
-words go up to twenty instead of ten.
+One deliberate difference: the official script normalizes only when the ten human answers
+disagree; here both sides are always normalized (LLaVA's evaluation normalizes predictions
+beforehand anyway), so ``"Two"`` matches ten ``"2"`` answers.
 """
 
 from __future__ import annotations
@@ -61,16 +63,6 @@ NUMBER_WORDS: dict[str, str] = {
     "eight": "8",
     "nine": "9",
     "ten": "10",
-    "eleven": "11",
-    "twelve": "12",
-    "thirteen": "13",
-    "fourteen": "14",
-    "fifteen": "15",
-    "sixteen": "16",
-    "seventeen": "17",
-    "eighteen": "18",
-    "nineteen": "19",
-    "twenty": "20",
 }
 
 CONTRACTIONS: dict[str, str] = {
@@ -130,14 +122,16 @@ CONTRACTIONS: dict[str, str] = {
 
 _NUMBER_COMMA = re.compile(r"(?<=\d),(?=\d)")
 _PERIOD_NOT_BEFORE_DIGIT = re.compile(r"\.(?!\d)")
-_PUNCT_CLASS = re.compile("[" + re.escape("".join(PUNCTUATION)) + "]")
 
 
 def process_punctuation(text: str) -> str:
-    """Remove commas in numbers, turn punctuation into spaces, drop non-decimal periods."""
-    text = _NUMBER_COMMA.sub("", text)
-    text = _PUNCT_CLASS.sub(" ", text)
-    return _PERIOD_NOT_BEFORE_DIGIT.sub("", text)
+    """The official punctuation step: delete or space out marks, drop non-decimal periods."""
+    delete_all = _NUMBER_COMMA.search(text) is not None
+    out = text
+    for mark in PUNCTUATION:
+        touches_space = f"{mark} " in text or f" {mark}" in text
+        out = out.replace(mark, "" if delete_all or touches_space else " ")
+    return _PERIOD_NOT_BEFORE_DIGIT.sub("", out)
 
 
 def process_words(text: str) -> str:

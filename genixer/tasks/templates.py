@@ -59,6 +59,9 @@ TASK_SUFFIX: dict[str, str] = {
 
 # The question a downstream model sees before a multiple-choice answer (LLaVA's wording role).
 MC_ANSWER_HINT = "Answer with the option's letter from the given choices directly."
+# LLaVA-1.5's benchmark prompts (genixer.evaluation.benchmarks writes the question files).
+SHORT_ANSWER_HINT = "Answer the question using a single word or phrase."
+UNANSWERABLE_HINT = "When the provided information is insufficient, respond with 'Unanswerable'."
 
 JUDGE_PROMPT = (
     "Here is a question and answer pair. Is 'Question: {question} Answer: {answer}' true "

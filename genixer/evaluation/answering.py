@@ -1,0 +1,139 @@
+"""Answer a LLaVA-format question file with a project VLM, resumably.
+
+Rows are ``{"question_id", "image", "text", ...}``; answers are written as LLaVA's
+``{"question_id", "prompt", "text", "answer_id", "model_id", "metadata"}``. Each batch is
+appended (and flushed) as soon as it is generated, so a killed run loses one batch; a re-run
+keeps the answers already there and only answers the rest. At the end the file is rewritten
+atomically in question order. Greedy by default; with a temperature each question is
+sampled with its own seed (``stable_seed(seed, question_id)``), whatever the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from genixer.chat import IMAGE_TOKEN
+from genixer.models.generation import generate
+from genixer.models.tokenizer import load_tokenizer
+from genixer.models.vlm import load_vlm, processor_for
+from genixer.record import read_jsonl, stable_seed, write_jsonl
+from genixer.skips import SkipLedger
+from genixer.world.imageio import ImageError, open_rgb, safe_join
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def read_questions(path: str | Path, ledger: SkipLedger) -> list[dict]:
+    """Question rows in file order; rows without an id, image or text and repeated ids are
+    left out with their reason."""
+    rows, seen = [], set()
+    for n, row in enumerate(read_jsonl(path)):
+        if not all(row.get(k) not in (None, "") for k in ("question_id", "image", "text")):
+            ledger.add("bad_question_row", id=str(row.get("question_id", f"line{n}")))
+            continue
+        qid = str(row["question_id"])
+        if qid in seen:
+            ledger.add("duplicate_question_id", id=qid)
+            continue
+        seen.add(qid)
+        rows.append(row)
+    return rows
+
+
+def _existing(path: Path, wanted: set[str]) -> dict[str, dict]:
+    """Answer rows already in ``path`` for the wanted ids (a torn last line is ignored)."""
+    done: dict[str, dict] = {}
+    if not path.is_file():
+        return done
+    with open(path) as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill: answered again
+            qid = str(row.get("question_id"))
+            if qid in wanted and qid not in done and isinstance(row.get("text"), str):
+                done[qid] = row
+    return done
+
+
+def answer_questions(
+    *,
+    model_path: str,
+    question_file: str,
+    image_folder: str,
+    answers_file: str,
+    tokenizer_path: str | None = None,
+    model_id: str | None = None,
+    batch_size: int = 16,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    seed: int = 0,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> dict:
+    """Answer every question of ``question_file``; returns counts for the metrics file."""
+    ledger = SkipLedger("evaluate")
+    questions = read_questions(question_file, ledger)
+    answers_path = Path(answers_file)
+    answers_path.parent.mkdir(parents=True, exist_ok=True)
+    done = _existing(answers_path, {str(q["question_id"]) for q in questions})
+    model = load_vlm(model_path, dtype=DTYPES[dtype]).to(device).eval()
+    tokenizer = load_tokenizer(tokenizer_path or model_path)
+    processor = processor_for(
+        model, tokenizer, max_length=model.config.text_config.max_position_embeddings
+    )
+    model_id = model_id or Path(model_path).name
+    todo = [q for q in questions if str(q["question_id"]) not in done]
+    t0, new = time.perf_counter(), 0
+    with open(answers_path, "a") as out:
+        for start in range(0, len(todo), batch_size):
+            items, kept = [], []
+            for q in todo[start : start + batch_size]:
+                qid = str(q["question_id"])
+                try:
+                    image = open_rgb(safe_join(image_folder, q["image"]))
+                except ImageError as err:
+                    ledger.add(f"image_{err.reason}", id=qid, path=str(q["image"]))
+                    continue
+                turns = [(q["text"].replace(IMAGE_TOKEN, "").strip(), None)]
+                try:
+                    processor.encode(image, turns, generation=True)
+                except ValueError as err:
+                    ledger.add("prompt_too_long", id=qid, detail=str(err)[:80])
+                    continue
+                items.append((image, turns))
+                kept.append(q)
+            if not items:
+                continue
+            seeds = [stable_seed(seed, q["question_id"]) for q in kept]
+            texts = generate(model, processor, items, seeds, max_new_tokens, temperature)
+            for q, (_, turns), text in zip(kept, items, texts, strict=True):
+                row = {
+                    "question_id": q["question_id"],
+                    "prompt": turns[0][0],
+                    "text": text,
+                    "answer_id": f"{model_id}-{q['question_id']}",
+                    "model_id": model_id,
+                    "metadata": {"temperature": temperature, "seed": seed},
+                }
+                done[str(q["question_id"])] = row
+                out.write(json.dumps(row, sort_keys=True) + "\n")
+                new += 1
+            out.flush()
+    seconds = time.perf_counter() - t0
+    order = [str(q["question_id"]) for q in questions if str(q["question_id"]) in done]
+    write_jsonl(answers_path, (done[qid] for qid in order))
+    ledger.write(answers_path.parent, f"{answers_path.stem}.skipped.jsonl")
+    return {
+        "questions": len(questions),
+        "answered": len(order),
+        "answered_now": new,
+        "resumed": len(order) - new,
+        "skipped": dict(ledger.counts),
+        "questions_per_s": round(new / seconds, 2) if new and seconds > 0 else None,
+    }
