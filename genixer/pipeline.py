@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from genixer.models.clip_filter import (
     CropScorer,
+    clip_spec_of,
     clip_tokenizer,
     load_clip,
     load_openai_clip,
@@ -55,22 +56,22 @@ from genixer.training.fit import fit
 from genixer.training.resume import drop_checkpoints
 from genixer.utils import build, to_plain
 from genixer.world.base import load_image
-from genixer.world.questions import BY_NAME, KINDS, random_question
+from genixer.world.questions import KINDS, random_question, wrong_answer
 
 log = logging.getLogger(__name__)
 
 # Bump a stage's version when its code changes what it writes: the cache key includes it.
 STAGE_VERSIONS = {
     "world": 1,
-    "collect": 3,
+    "collect": 4,
     "pretrain_vision": 2,
     "train_base": 1,
     "train_generator": 1,
     "generate": 1,
     "decontaminate": 1,
     "dedup": 1,
-    "train_judge": 1,
-    "train_clip": 1,
+    "train_judge": 2,
+    "train_clip": 2,
     "score": 1,
     "select": 1,
     "export": 1,
@@ -178,6 +179,7 @@ class Pipeline:
                 self.seed,
                 "plain",
                 list(plain_tasks) if plain_tasks else None,
+                c.get("plain_per_task", 2),
             )
         C.write_collection(folder, pairs, plain)
         tok = build_tokenizer(C.tokenizer_corpus(pairs, plain), self.cfg.generator.vocab_size)
@@ -468,13 +470,12 @@ class Pipeline:
         examples = []
         for img in self.splits["judge"]:
             for _ in range(f.train.items_per_image):
-                name, q, truth = random_question(img.scene, rng, kinds)
-                kind = BY_NAME[name]
+                _, q, truth = random_question(img.scene, rng, kinds)
                 if truth is not None and rng.random() < 0.5:
                     answer, label = truth, "Yes"
                 else:
-                    wrong = [a for a in kind.answer_space if a != truth]
-                    answer, label = rng.choice(wrong), "No"
+                    answer = wrong_answer(img.scene, q, truth, rng, f.train.hard_negatives)
+                    label = "No"
                 examples.append((img, (judge_prompt(QA(q, answer)), label)))
         dataset = EncodedDataset(
             examples, lambda im, p: processor.encode(im, p[0], p[1]), self.world.path
@@ -496,8 +497,8 @@ class Pipeline:
         f = self.cfg.filter
         return CropScorer(
             model,
-            clip_tokenizer(f.model.spec.context_length),
-            f.model.spec.image_size,
+            clip_tokenizer(model.context_length),  # the model's own geometry: a real
+            model.visual.image_size[0],  # checkpoint (filter.checkpoint) is not the tiny spec
             min_crop_px=f.min_crop_px,
             mode=f.score_mode,
         )
@@ -506,9 +507,9 @@ class Pipeline:
         f = self.cfg.filter
         if f.checkpoint:
             model = load_openai_clip(f.checkpoint)
-            spec = {"checkpoint": str(f.checkpoint)}
+            spec = clip_spec_of(model)
             save_clip(model, spec, folder / "model")
-            return spec
+            return {"checkpoint": str(f.checkpoint), "spec": spec}
         D.seed_model_init(self.seed, "clip")
         spec = to_plain(f.model.spec)
         model = build(f.model)
@@ -525,6 +526,8 @@ class Pipeline:
             spec["image_size"],
         )
         save_clip(model, spec, folder / "model")
+        with torch.no_grad():
+            info |= CS.calibrate_threshold(scorer, pairs, self.seed)
         return info | {"pairs": len(pairs), "skipped": dict(scorer.skipped_reasons)}
 
     def _clip_score_fn(self, folder: Path) -> dict:
@@ -560,10 +563,23 @@ class Pipeline:
         scores = {r["id"]: r["score"] for r in rows if r["score"] is not None}
         return S.score_quality(self.records, scores) | info
 
+    def _threshold(self) -> float | None:
+        """``filter.threshold``, or the trained filter's own when it says ``calibrated``."""
+        t = self.cfg.filter.get("threshold")
+        if t != "calibrated":
+            return t
+        found = self.judge.info.get("calibrated_threshold")
+        if found is None:
+            raise ValueError(
+                "filter.threshold=calibrated needs a filter trained here (a checkpoint has no "
+                "calibration): give a number"
+            )
+        return float(found)
+
     def _select_fn(self, folder: Path) -> dict:
         f = self.cfg.filter
         kept, info = S.select(
-            self.records, self.scores, f.get("band"), f.get("threshold"), self._fraction()
+            self.records, self.scores, f.get("band"), self._threshold(), self._fraction()
         )
         write_jsonl(folder / "selected.jsonl", (r.to_json() for r in kept))
         return info

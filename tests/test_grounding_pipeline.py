@@ -26,11 +26,18 @@ def test_shikra_rec_clip_pipeline(compose_cfg, tmp_path):
     summary = p.run()
     assert set(p.results) >= {"train_clip", "score", "select", "downstream_synthetic"}
     gen = summary["generation"]
-    assert gen["num_records"] + gen["parse_failures"] == 16
+    assert (
+        gen["num_records"] + gen["parse_failures"] == cfg.world.splits.pool * cfg.generate.per_image
+    )
     scores = [json.loads(x) for x in (p.scored.path / "scores.jsonl").read_text().splitlines()]
     assert len(scores) == gen["num_records"]
     # every scored record is kept at threshold -1 (cosine >= -1); unscored ones are not
     assert summary["select"]["num_kept"] == sum(s["score"] is not None for s in scores)
+    # the CLIP's own threshold, calibrated on judge-split pairs, is what "calibrated" selects at
+    calibrated = p.judge.info["calibrated_threshold"]
+    assert -1.0 <= calibrated <= 1.0 and p.judge.info["calibration_balanced_accuracy"] >= 0.5
+    p.cfg.filter.threshold = "calibrated"
+    assert p._threshold() == calibrated
     assert set(summary["downstream"]["per_category"]) <= {
         "rec_color",
         "rec_color_shape",

@@ -145,6 +145,34 @@ def clip_tokenizer(context_length: int) -> SimpleTokenizer:
     return SimpleTokenizer(context_length=int(context_length))
 
 
+def clip_spec_of(model: CLIP) -> dict:
+    """The spec that :func:`build_clip` turns into ``model``'s architecture (for saving a
+    loaded real checkpoint, e.g. OpenAI ViT-L/14, as a :func:`save_clip` folder)."""
+    vis, txt = model.visual.transformer.resblocks, model.transformer.resblocks
+    for blocks, width in (
+        (vis, model.visual.conv1.out_channels),
+        (txt, model.ln_final.normalized_shape[0]),
+    ):
+        if blocks[0].mlp.c_fc.out_features != 4 * width:
+            raise ValueError("only CLIPs with an MLP ratio of 4 (all OpenAI ones) have a spec")
+    return _check_spec(
+        {
+            "embed_dim": model.text_projection.shape[1],
+            "image_size": model.visual.image_size[0],
+            "patch_size": model.visual.patch_size[0],
+            "vision_width": model.visual.conv1.out_channels,
+            "vision_layers": len(vis),
+            "vision_heads": vis[0].attn.num_heads,
+            "text_width": model.ln_final.normalized_shape[0],
+            "text_layers": len(txt),
+            "text_heads": txt[0].attn.num_heads,
+            "context_length": model.context_length,
+            "vocab_size": model.vocab_size,
+            "quick_gelu": isinstance(vis[0].mlp.gelu, open_clip.transformer.QuickGELU),
+        }
+    )
+
+
 def save_clip(model: CLIP, spec: dict, directory: str | os.PathLike) -> None:
     """Write ``open_clip_model.safetensors`` + ``clip_spec.json`` to ``directory``."""
     spec = _check_spec(spec)
@@ -208,11 +236,20 @@ def load_openai_clip(
       ``allow_torchscript=True`` (``torch.jit.load``; its state dict is then rebuilt with
       ``open_clip.model.build_model_from_openai_state_dict``). Other pickles are refused.
 
-    Never a tag: a path that is not an existing file raises ``FileNotFoundError`` (open_clip
-    would otherwise try to download a tag such as ``"openai"``). Use
+    - a transformers ``CLIPModel`` FOLDER (``openai/clip-vit-large-patch14`` as the HF hub
+      holds it, the very folder Shikra's tower comes from): built from its config and
+      converted to open_clip's names (:mod:`genixer.convert.clip_hf`); ``model_name`` is
+      not used then.
+
+    Never a tag: a path that is not an existing file or folder raises ``FileNotFoundError``
+    (open_clip would otherwise try to download a tag such as ``"openai"``). Use
     ``clip_tokenizer(77)`` and ``OPENAI_MEAN``/``OPENAI_STD``, image size 224, with it.
     """
     path = str(path)
+    if os.path.isdir(path):
+        from genixer.convert.clip_hf import load_hf_clip_as_open_clip
+
+        return load_hf_clip_as_open_clip(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no local CLIP checkpoint file at {path!r} (tags are not loaded)")
     if path.endswith(".safetensors"):

@@ -59,3 +59,35 @@ def training_pairs(images: list[WorldImage], root, scorer, seed: int) -> list:
                 pairs.append((crop, text))
     rng.shuffle(pairs)
     return pairs
+
+
+def calibrate_threshold(scorer, pairs: list, seed: int, n: int = 512) -> dict:
+    """The score that best separates matching (crop, its expression) from mismatched (crop,
+    another object's expression) pairs of the labeled judge split (balanced accuracy).
+
+    A CLIP's similarity scale is its own: OpenAI's ViT-L/14 puts matches near 0.3, a tiny
+    CLIP trained for minutes squeezes every cosine into a narrow range. A threshold given as
+    ``calibrated`` is read from here instead of being guessed per model.
+    """
+    rng = random.Random(f"{seed}:clip-calibration")
+    sample = rng.sample(pairs, min(n, len(pairs)))
+    if len(sample) < 2:
+        raise ValueError("calibrating the CLIP threshold needs at least 2 labeled pairs")
+    crops = [c for c, _ in sample]
+    texts = [t for _, t in sample]
+    others = [rng.choice([t for t in texts if t != text] or texts) for text in texts]
+    pos = scorer._encode(crops, texts)
+    neg = scorer._encode(crops, others)
+    labeled = sorted([(s, 1) for s in pos] + [(s, 0) for s in neg])
+    best, best_acc, below_pos, below_neg = labeled[0][0], 0.0, 0, 0
+    for score, label in labeled:  # threshold = score: keeps it and everything above
+        acc = 0.5 * ((len(pos) - below_pos) / len(pos) + below_neg / len(neg))
+        if acc > best_acc:
+            best, best_acc = score, acc
+        below_pos += label
+        below_neg += 1 - label
+    return {
+        "calibrated_threshold": round(best, 4),
+        "calibration_balanced_accuracy": round(best_acc, 4),
+        "calibration_pairs": len(sample),
+    }
