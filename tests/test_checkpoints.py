@@ -514,3 +514,48 @@ def test_shard_writer_round_trip(tmp_path):
     source = TensorSource(tmp_path)
     assert set(index["weight_map"]) == set(source.keys()) == set(tensors)
     assert all(torch.equal(source.get(k), v) for k, v in tensors.items())
+
+
+# ----------------------------------------------------------------------------- OpenAI CLIP
+def test_openai_clip_from_a_transformers_folder_for_the_filter(tmp_path):
+    """openai/clip-vit-large-patch14 as the HF hub holds it (the Shikra tower's folder)
+    loads as an open_clip CLIP with the same image and text features."""
+    from genixer.models.clip_filter import (
+        clip_spec_of,
+        clip_tokenizer,
+        load_clip,
+        load_openai_clip,
+        save_clip,
+    )
+
+    torch.manual_seed(6)
+    config = CLIPConfig(
+        vision_config={**VISION, "intermediate_size": 128},  # MLP ratio 4, as OpenAI's
+        text_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 128,
+            "hidden_act": "quick_gelu",
+            "max_position_embeddings": 16,
+            "vocab_size": 49408,
+        },
+        projection_dim=16,
+    )
+    hf = CLIPModel(config).eval()
+    folder = tmp_path / "clip-vit-large-patch14"
+    hf.save_pretrained(str(folder))
+    clip = load_openai_clip(folder)
+    pixels = torch.randn(2, 3, 32, 32)
+    tokens = clip_tokenizer(16)(["a red square", "the dog on the left"])
+    with torch.no_grad():
+        want_img = hf.get_image_features(pixel_values=pixels).pooler_output
+        want_txt = hf.get_text_features(input_ids=tokens).pooler_output
+        assert torch.allclose(clip.encode_image(pixels), want_img, atol=1e-5)
+        assert torch.allclose(clip.encode_text(tokens), want_txt, atol=1e-5)
+    spec = clip_spec_of(clip)  # what the pipeline saves for filter.checkpoint
+    assert (spec["image_size"], spec["context_length"], spec["quick_gelu"]) == (32, 16, True)
+    save_clip(clip, spec, tmp_path / "saved")
+    again = load_clip(tmp_path / "saved")
+    with torch.no_grad():
+        assert torch.allclose(again.encode_image(pixels), want_img, atol=1e-5)

@@ -91,3 +91,35 @@ def rename_all(keys: Iterable[str], keymap: KeyMap) -> dict[str, str]:
         shown = ", ".join(sorted(unknown)[:8])
         raise UnmappedKeyError(f"{len(unknown)} checkpoint keys match no rule: {shown}")
     return out
+
+
+# transformers' CLIPModel (openai/clip-vit-large-patch14 as the HF hub holds it) -> open_clip's
+# CLIP (OpenAI's own names). q/k/v projections are joined into ``attn.in_proj_*`` and the two
+# projection matrices are transposed by :mod:`genixer.convert.clip_hf`; ``QKV`` marks them.
+QKV = "{qkv}"
+HF_CLIP_TO_OPEN_CLIP: KeyMap = [
+    (r"position_ids$", None),
+    (r"^vision_model\.embeddings\.class_embedding$", "visual.class_embedding"),
+    (r"^vision_model\.embeddings\.patch_embedding\.weight$", "visual.conv1.weight"),
+    (r"^vision_model\.embeddings\.position_embedding\.weight$", "visual.positional_embedding"),
+    (r"^vision_model\.pre_layrnorm\.", "visual.ln_pre."),
+    (r"^vision_model\.post_layernorm\.", "visual.ln_post."),
+    (r"^vision_model\.encoder\.layers\.(\d+)\.", r"visual.transformer.resblocks.\1." + QKV),
+    (r"^visual_projection\.weight$", "visual.proj"),
+    (r"^text_model\.embeddings\.token_embedding\.", "token_embedding."),
+    (r"^text_model\.embeddings\.position_embedding\.weight$", "positional_embedding"),
+    (r"^text_model\.encoder\.layers\.(\d+)\.", r"transformer.resblocks.\1." + QKV),
+    (r"^text_model\.final_layer_norm\.", "ln_final."),
+    (r"^text_projection\.weight$", "text_projection"),
+    (r"^logit_scale$", "logit_scale"),
+]
+# Inside one encoder layer (the rest of the key after ``QKV``).
+HF_CLIP_LAYER_TO_OPEN_CLIP: KeyMap = [
+    (r"^self_attn\.(q|k|v)_proj\.(weight|bias)$", r"attn.in_proj_\2.\1"),  # joined later
+    (r"^self_attn\.out_proj\.", "attn.out_proj."),
+    (r"^layer_norm1\.", "ln_1."),
+    (r"^layer_norm2\.", "ln_2."),
+    (r"^mlp\.fc1\.", "mlp.c_fc."),
+    (r"^mlp\.fc2\.", "mlp.c_proj."),
+]
+TRANSPOSED_OPEN_CLIP = ("visual.proj", "text_projection")  # nn.Linear weight -> x @ W
