@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genixer.pipeline import write_summary
 from genixer.record import read_jsonl, read_records
-from genixer.sweep import ERROR_FILE, write_sweep_record
+from genixer.sweep import ERROR_FILE, sweep_name, write_sweep_record
 from genixer.utils import build
 from genixer.world.base import load_image
 
@@ -32,13 +32,6 @@ def _sweep_context() -> tuple[str | None, str | None, list[str]]:
     if hc.mode == RunMode.MULTIRUN:
         return str(Path(hc.sweep.dir).resolve()), f"job{hc.job.num}", overrides
     return None, None, overrides
-
-
-def _sweep_name(sweep_id: str) -> str:
-    """The parent run's name: the experiment (if any) and the sweep folder's last two parts."""
-    experiment = HydraConfig.get().runtime.choices.get("experiment")
-    where = "/".join(Path(sweep_id).parts[-2:])
-    return f"{experiment} {where}" if experiment and experiment != "null" else where
 
 
 def sample_grid(summary: dict, out_dir: Path, n: int = 12) -> Path | None:
@@ -113,7 +106,9 @@ def finish_run(cfg: DictConfig, run: Callable[[], dict]) -> Path | None:
     run_id = parent = None
     if tracker is not None:
         if sweep_id is not None:
-            parent = tracker.find_or_create_parent(None, sweep_id, run_name=_sweep_name(sweep_id))
+            parent = tracker.find_or_create_parent(
+                None, sweep_id, run_name=sweep_name(sweep_id, HydraConfig.get())
+            )
             write_sweep_record(
                 Path(sweep_id), tracker.tracking_uri, tracker.experiment_name, parent
             )

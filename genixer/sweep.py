@@ -1,12 +1,14 @@
-"""Sweeps (Hydra multirun): what the jobs leave in the sweep folder, and the end of a sweep.
+"""Sweeps (Hydra multirun): the MLflow parent run, what the jobs leave in the sweep folder,
+and the end of a sweep.
 
-Each job of a multirun records its MLflow store and parent run in ``<sweep dir>/sweep.json``
-(one parent run per sweep, found or created by the first job) and, if it crashed, its
-traceback in ``<job dir>/error.txt``; a crashed job is recorded and the sweep goes on. When
-every job is done, :class:`SweepCallback` (``hydra.callbacks.sweep`` in ``conf/config.yaml``)
-logs the sweep's grid on the parent run, writes the report (:mod:`genixer.report`) to the
-sweep folder and the parent's artifacts, ends the parent run, and makes the process exit
-non-zero if any job failed.
+:class:`SweepCallback` (``hydra.callbacks.sweep`` in ``conf/config.yaml``) creates the sweep's
+parent run before the first job and records the store and the parent in
+``<sweep dir>/sweep.json``; each job's run is its child (a job finds the parent by the sweep
+folder, and creates it if the callback could not). A job that crashes leaves its traceback
+in ``<job dir>/error.txt``, its child run ends FAILED, and the sweep goes on. When every job
+is done the callback writes the report (:mod:`genixer.report`) to the sweep folder and the
+parent's artifacts, ends the parent run, and makes the process exit non-zero if any job
+failed.
 
 This module is imported by Hydra in every run: keep its imports light.
 """
@@ -54,6 +56,13 @@ def read_sweep_record(sweep_dir: Path) -> dict | None:
     return json.loads(path.read_text())
 
 
+def sweep_name(sweep_id: str, hydra_cfg) -> str:
+    """The parent run's name: the experiment (if any) and the sweep folder's last two parts."""
+    experiment = OmegaConf.select(hydra_cfg, "runtime.choices.experiment", default=None)
+    where = "/".join(Path(sweep_id).parts[-2:])
+    return f"{experiment} {where}" if experiment and experiment != "null" else where
+
+
 def failed_jobs(sweep_dir: Path) -> list[tuple[str, str]]:
     """(job folder name, the error's last line) for each job folder holding an ``error.txt``."""
     out = []
@@ -75,8 +84,8 @@ def _sweep_params(config: DictConfig) -> dict[str, Any]:
     return out
 
 
-def close_sweep(sweep_dir: Path, config: DictConfig | None, failed: list) -> dict | None:
-    """Log the sweep's grid on its parent run, write the report, end the parent run.
+def close_sweep(sweep_dir: Path, failed: list) -> dict | None:
+    """Write the report, end the parent run (FAILED if a job failed).
 
     Returns the report's paths, or None when the sweep was not tracked (``logger=none``).
     """
@@ -89,11 +98,6 @@ def close_sweep(sweep_dir: Path, config: DictConfig | None, failed: list) -> dic
 
     tracker = Tracker(record["tracking_uri"], record["experiment_name"])
     parent = record["parent_run_id"]
-    if config is not None:
-        try:
-            tracker.log_params(parent, {"sweep": _sweep_params(config)})
-        except Exception as err:  # params are immutable: a re-used sweep folder keeps the first
-            log.warning("could not log the sweep's params on run %s: %s", parent, err)
     paths = None
     try:
         paths = make_report(record["tracking_uri"], parent, sweep_dir)
@@ -106,14 +110,49 @@ def close_sweep(sweep_dir: Path, config: DictConfig | None, failed: list) -> dic
     return paths
 
 
+def open_sweep(sweep_dir: Path, config: DictConfig) -> str | None:
+    """Create the sweep's parent run before any job starts (jobs launched in parallel, e.g.
+    on Slurm, then all find this one) and log the sweep's grid on it. None: not tracked."""
+    if "_target_" not in (config.get("logger") or {}):
+        return None
+    from hydra.core.hydra_config import HydraConfig
+
+    from genixer.utils import build
+
+    hydra_config = HydraConfig.instance()
+    before = hydra_config.cfg
+    hydra_config.set_config(config)  # so that ${hydra:...} in the logger's config resolves
+    try:
+        tracker = build(config.logger)
+    finally:
+        hydra_config.cfg = before
+    parent = tracker.find_or_create_parent(
+        None, str(sweep_dir), run_name=sweep_name(str(sweep_dir), config.hydra)
+    )
+    write_sweep_record(sweep_dir, tracker.tracking_uri, tracker.experiment_name, parent)
+    try:
+        tracker.log_params(parent, {"sweep": _sweep_params(config)})
+    except Exception as err:  # params are immutable: a re-used sweep folder keeps the first
+        log.warning("could not log the sweep's params on run %s: %s", parent, err)
+    return parent
+
+
 class SweepCallback(Callback):
-    """End of a multirun: report, parent run closed, non-zero exit if a job failed."""
+    """A multirun's start (the MLflow parent run) and end (report, parent run closed,
+    non-zero exit if a job failed)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        try:
+            open_sweep(sweep_dir, config)
+        except Exception as err:  # the jobs create the parent themselves then
+            log.warning("could not create the sweep's MLflow parent run up front: %s", err)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         failed = failed_jobs(sweep_dir)
         try:
-            close_sweep(sweep_dir, config, failed)
+            close_sweep(sweep_dir, failed)
         except Exception as err:
             log.error("could not close the sweep's MLflow parent run: %s", err)
         if failed:
