@@ -21,6 +21,9 @@ quickstart: $(STAMP)  ## the whole pipeline on the built-in world (about 10-15 m
 test: $(STAMP)  ## the default test suite (a few minutes on 2 cores)
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP)  ## speed / memory comparisons on the built-in world (benchmarks/README.md)
+	$(BIN)/python -m benchmarks --quick
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 

@@ -34,8 +34,10 @@ class Sizes:
     gpu_tokens: int
 
 
-QUICK = Sizes(64, 16, 128, 256, 8, 32, 32, 8, 32)
-FULL = Sizes(128, 32, 256, 1024, 20, 64, 64, 16, 128)
+# In memory and scaling N is one full batch (the batch is min(generate.batch_size, N)): a
+# partly filled batch at N would have other activation sizes and other per-image costs.
+QUICK = Sizes(48, 32, 128, 256, 4, 32, 32, 6, 32)
+FULL = Sizes(128, 64, 256, 1024, 20, 128, 64, 16, 128)
 
 
 def _quiet() -> None:
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.harness import table, write_results
 
     sizes = QUICK if args.quick else FULL
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="genixer-bench-"))
     try:
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()} torch threads, CUDA {torch.cuda.is_available()}\n"
         f"- each row: median of {args.reps} repetitions after a warm-up; "
         f"sizes {'quick' if args.quick else 'full'}: {sizes}\n"
-        f"- wall time: {seconds:.0f} s"
+        f"- wall time: {seconds:.0f} s; load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end (other users of the machine)"
     )
     json_path, md_path = write_results(rows, args.out, header)
     print()

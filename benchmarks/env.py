@@ -32,7 +32,7 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
         return compose("config", overrides=list(overrides or []))
 
 
-def ban_tokens(model: torch.nn.Module, token_ids: list[int] | slice):
+def ban_tokens(model: torch.nn.Module, token_ids: list[int]):
     """Make ``model`` never produce ``token_ids`` (their logits become -inf).
 
     Used to force a fixed number of new tokens: with ``</s>`` banned, every row of every path
@@ -41,9 +41,14 @@ def ban_tokens(model: torch.nn.Module, token_ids: list[int] | slice):
     Returns the hook handle (``.remove()`` undoes it).
     """
 
+    ids = torch.as_tensor(list(token_ids), dtype=torch.long)
+    on_device: dict[torch.device, torch.Tensor] = {}  # one copy per device, made once
+
     def hook(module, args, output):
-        output[..., token_ids] = float("-inf")
-        return output
+        index = on_device.get(output.device)
+        if index is None:
+            index = on_device[output.device] = ids.to(output.device)
+        return output.index_fill_(-1, index, float("-inf"))
 
     return model.lm_head.register_forward_hook(hook)
 

@@ -161,7 +161,7 @@ def scaling_rows(env: BenchEnv, n: int, max_new_tokens: int, reps: int) -> list[
     try:
         reqs = requests(env, 16 * n)
         dec = decoding(env, max_new_tokens)
-        batch_size = int(env.cfg.generate.batch_size)
+        batch_size = min(int(env.cfg.generate.batch_size), n)  # N = one full batch
         run_stage(env, model, processor, reqs[:n], dec, batch_size)  # warm-up
         times: dict[int, list[float]] = {k: [] for k in sizes}
         for _ in range(reps):
