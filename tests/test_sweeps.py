@@ -139,7 +139,7 @@ GRIDS = {
     "threshold_sweep": ("filter.threshold", [0, 0.5, 0.7]),
     "scale_sweep": ("select.fraction", [0.3333, 0.6667, 1.0]),
     "tau_sweep": ("generator.collection.tau_all", [0, 0.2, 0.5]),
-    "clip_sweep": ("filter.threshold", [-1.0, 0.1, 0.2, 0.3]),
+    "clip_sweep": ("filter.threshold", [-1.0, "calibrated", 0.36, 0.38]),
 }
 
 
