@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from genixer.training.trainers import TF32, GradientCheckpointing, make_trainer
+from genixer.utils import build
 
 OPTIONS = ["cpu", "gpu", "deepspeed_zero2", "deepspeed_zero3"]
 BASE = ["paths.root_dir=/tmp/x", "paths.output_dir=/tmp/x/out"]
@@ -114,6 +115,16 @@ def test_gpu_trainer_builds_on_cpu_with_its_callbacks(compose_cfg, tmp_path):
     assert probe in trainer.callbacks  # the caller's callbacks are kept (fit passes its own)
     assert TF32 in kinds and GradientCheckpointing in kinds
     assert trainer.gradient_clip_val == 1.0
+
+
+def test_predict_loop_override_of_the_deepspeed_strategy(compose_cfg):
+    # genixer.stages.predict builds its trainer from trainer_cfg with strategy="auto"
+    # (generation needs a whole model per process): the DeepSpeed node must give way.
+    cfg = compose_cfg(
+        [*BASE, "trainer=deepspeed_zero3", "trainer.accelerator=cpu", "trainer.precision=32-true"]
+    ).trainer
+    trainer = build(cfg, strategy="auto", callbacks=[], logger=False)
+    assert type(trainer.strategy).__name__ == "SingleDeviceStrategy"
 
 
 class _Tiny(L.LightningModule):
