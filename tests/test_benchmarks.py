@@ -11,6 +11,7 @@ import torch
 
 from benchmarks.__main__ import main
 from benchmarks.env import ban_tokens, make_env
+from benchmarks.generation import generation_rows
 from benchmarks.gpu import check_config, gpu_rows
 from benchmarks.harness import ROW_KEYS, Row, table, write_results
 from benchmarks.scoring import clip_row
@@ -43,6 +44,14 @@ def test_clip_comparison_row_and_results_files(env, tmp_path):
     assert json.loads(json_path.read_text()) == [data]
     md = md_path.read_text()
     assert md.startswith("# header") and row.name in md
+
+
+def test_generation_rows_run_through_the_stage(env):
+    """Guards the harness against changes of the generate stage's public function."""
+    rows = [r.to_json() for r in generation_rows(env, n_images=2, max_new_tokens=2, reps=1)]
+    assert [r["unit"] for r in rows] == ["images/s", "images/s"]
+    for row in rows:
+        check_row(row)
 
 
 def test_cost_rows_are_oriented_higher_is_better():
