@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from genixer.training.trainers import TF32, GradientCheckpointing, make_trainer
 from genixer.utils import build
+from tests.conftest import CONF
 
 OPTIONS = ["cpu", "gpu", "deepspeed_zero2", "deepspeed_zero3"]
 BASE = ["paths.root_dir=/tmp/x", "paths.output_dir=/tmp/x/out"]
@@ -76,6 +78,16 @@ def test_trainer_option_composes_and_targets_fit(compose_cfg, option):
     if option.startswith("deepspeed"):
         assert cfg.strategy._target_ == "lightning.pytorch.strategies.DeepSpeedStrategy"
         assert cfg.strategy.stage == int(option[-1])
+
+
+PAPER = sorted(p.stem for p in (Path(CONF) / "experiment").glob("paper_*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", PAPER)
+def test_paper_recipes_use_a_valid_gpu_trainer(compose_cfg, experiment):
+    cfg = compose_cfg([*BASE, f"experiment={experiment}"]).trainer
+    check_targets(cfg)
+    assert cfg.accelerator == "gpu" and cfg.precision == "bf16-mixed"
 
 
 def test_multi_node_overrides_and_paper_generator(compose_cfg):
