@@ -171,7 +171,15 @@ class PredictProgress(L.Callback):
         )
 
 
-def _trainer(trainer_cfg, callbacks: list, strategy: str | None) -> L.Trainer:
+def _device_of(model) -> dict:
+    """Trainer placement for a model given without a trainer config: where it already is."""
+    param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    if param is not None and param.device.type == "cuda":
+        return {"accelerator": "gpu", "devices": [param.device.index or 0]}
+    return {"accelerator": "cpu", "devices": 1}
+
+
+def _trainer(trainer_cfg, callbacks: list, strategy: str | None, model=None) -> L.Trainer:
     kwargs: dict[str, Any] = {
         "callbacks": callbacks,
         "logger": False,
@@ -181,14 +189,17 @@ def _trainer(trainer_cfg, callbacks: list, strategy: str | None) -> L.Trainer:
     if strategy is not None:
         kwargs["strategy"] = strategy
     if trainer_cfg is None:
-        return L.Trainer(accelerator="cpu", devices=1, enable_progress_bar=False, **kwargs)
+        return L.Trainer(**_device_of(model), enable_progress_bar=False, **kwargs)
     return build(trainer_cfg, **kwargs)
 
 
-def make_trainer(trainer_cfg, callbacks: list) -> L.Trainer:
+def make_trainer(trainer_cfg, callbacks: list, model=None) -> L.Trainer:
     """A predict trainer for ``trainer_cfg``'s devices and nodes: one process as is; several
-    as ``ddp`` under an external launcher, else as ``ddp_spawn`` children of this process."""
-    trainer = _trainer(trainer_cfg, callbacks, None)
+    as ``ddp`` under an external launcher, else as ``ddp_spawn`` children of this process.
+    Without a config: one process on the device ``model`` is on."""
+    # "auto", not the config's training strategy (DeepSpeed shards optimizers; predict needs
+    # a plain model per process).
+    trainer = _trainer(trainer_cfg, callbacks, "auto", model)
     if trainer.num_devices * trainer.num_nodes <= 1:
         return trainer
     probe = _trainer(trainer_cfg, [], "ddp")
@@ -241,7 +252,7 @@ def run_sharded(
     processes = 1
     if pending:
         progress = PredictProgress(name)
-        trainer = make_trainer(trainer_cfg, [_ShardWriter(plan), progress])
+        trainer = make_trainer(trainer_cfg, [_ShardWriter(plan), progress], model)
         processes = trainer.world_size
         by_id = {r["id"]: r for r in requests}
         data = _ShardData(plan, by_id, predictor, batch_size, num_workers)
