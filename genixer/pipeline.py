@@ -74,7 +74,7 @@ STAGE_VERSIONS = {
     "train_clip": 2,
     "score": 1,
     "select": 1,
-    "export": 1,
+    "export": 2,
     "downstream_baseline": 1,
     "downstream_synthetic": 1,
 }
@@ -587,7 +587,10 @@ class Pipeline:
     def _export(self) -> None:
         def fn(folder: Path) -> dict:
             kept = read_records(self.selected.path / "selected.jsonl")
-            return E.export_llava(kept, self.world.path, folder)
+            info = E.export_llava(kept, self.world.path, folder)
+            if self.cfg.task.name == "rec" or any(r.task == "rec" for r in kept):
+                info |= E.export_shikra_rec(kept, folder, self.scores)
+            return info
 
         self.exported = self._stage("export", {}, {"select": self.selected}, fn)
 
@@ -691,6 +694,9 @@ class Pipeline:
                 "llava_json": str(self.exported.path / E.LLAVA_JSON),
                 "entries": self.exported.info["entries"],
             }
+            if "shikra_rec" in self.exported.info:
+                summary["export"]["shikra_rec_jsonl"] = str(self.exported.path / E.SHIKRA_REC)
+                summary["export"]["shikra_rec"] = self.exported.info["shikra_rec"]
         if hasattr(self, "synthetic"):
             syn, base = self.synthetic.info, self.baseline.info
             summary["downstream"] = {

@@ -38,6 +38,14 @@ def test_shikra_rec_clip_pipeline(compose_cfg, tmp_path):
     assert -1.0 <= calibrated <= 1.0 and p.judge.info["calibration_balanced_accuracy"] >= 0.5
     p.cfg.filter.threshold = "calibrated"
     assert p._threshold() == calibrated
+    # REC records are also exported in Shikra's REC jsonl, boxes in pixels of the image
+    rows = [json.loads(x) for x in (p.exported.path / "shikra_rec.jsonl").read_text().splitlines()]
+    assert len(rows) == summary["export"]["shikra_rec"] <= summary["select"]["num_kept"]
+    for row in rows:
+        assert set(row) >= {"img_path", "expression", "bbox", "height", "width", "score"}
+        x0, y0, x1, y1 = row["bbox"]
+        assert 0 <= x0 <= x1 <= row["width"] and 0 <= y0 <= y1 <= row["height"]
+        assert (p.exported.path / "images" / row["img_path"]).is_file()
     assert set(summary["downstream"]["per_category"]) <= {
         "rec_color",
         "rec_color_shape",

@@ -380,3 +380,28 @@ def test_qa_boxes_hold_every_box_in_reading_order():
     )[0]
     assert qa.boxes == [[0.1, 0.2, 0.3, 0.4], [0.1, 0.1, 0.2, 0.2], [0.3, 0.3, 0.4, 0.4]]
     assert isinstance(qa, QA) and qa.answer.endswith("So the answer is 2")
+
+
+def test_shikra_rec_export_writes_pixel_boxes(tmp_path):
+    import json
+
+    from genixer.record import Record
+    from genixer.stages.export import export_shikra_rec
+    from genixer.world.scene import render
+
+    scene = Scene(48, 48, 3, [Obj("circle", "red", 0, (2, 3, 14, 15))])
+    (tmp_path / "images").mkdir()
+    render(scene).save(tmp_path / "images" / "a.png")
+    rec_task = get_task("rec")
+    (qa,) = rec_task.parse(
+        "Question: Where is the red circle in the image? Answer: [0.042,0.062,0.292,0.312]."
+    )
+    good = Record("r1", "a", "a.png", "rec", "rec", [qa], "", {}, {}, True)
+    bad = Record("r2", "a", "a.png", "rec", "rec", [QA("Where?", "nowhere")], "", {}, {}, False)
+    other = Record("r3", "a", "a.png", "reg", "reg", [QA("x", "y")], "", {}, {}, None)
+    info = export_shikra_rec([good, bad, other], tmp_path, {"r1": 0.41})
+    assert info == {"shikra_rec": 1, "shikra_rec_unreadable": 1}
+    (row,) = [json.loads(x) for x in (tmp_path / "shikra_rec.jsonl").read_text().splitlines()]
+    assert row["img_path"] == "a.png" and row["expression"] == "the red circle"
+    assert row["bbox"] == [2.02, 2.98, 14.02, 14.98] and (row["width"], row["height"]) == (48, 48)
+    assert row["score"] == 0.41

@@ -1,5 +1,6 @@
 """Export: selected records as LLaVA training JSON plus the image files it names, laid out
-so LLaVA's own training code reads it with ``--data_path X.json --image_folder images``."""
+so LLaVA's own training code reads it with ``--data_path X.json --image_folder images``; and
+REC records also in Shikra's REC jsonl layout (pixel boxes in the original image)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import os
 import shutil
 from pathlib import Path
 
+from PIL import Image
+
+from genixer.boxes import denormalize
 from genixer.chat import IMAGE_TOKEN
-from genixer.record import Record
+from genixer.record import Record, write_jsonl
+from genixer.stages.clip_score import box_and_text
 from genixer.tasks import get_task
 from genixer.world.base import safe_join
 
 LLAVA_JSON = "llava_synthetic.json"
+SHIKRA_REC = "shikra_rec.jsonl"
 
 
 def llava_entry(rec: Record) -> dict:
@@ -58,3 +64,39 @@ def read_llava(path: Path) -> list[tuple[str, str, list[tuple[str, str]]]]:
             )
         out.append((e["id"], e["image"], turns))
     return out
+
+
+def export_shikra_rec(
+    records: list[Record], folder: Path, scores: dict[str, float] | None = None
+) -> dict:
+    """REC records as Shikra's REC jsonl: ``img_path`` (relative to ``folder/images``, as
+    Shikra's ``image_folder`` expects), ``expression``, ``bbox`` ``[x0, y0, x1, y1]`` in
+    pixels of the original image, ``height``, ``width``, and the filter's ``score`` (null
+    when unfiltered). Records whose box or expression cannot be read are counted, not
+    written."""
+    rows, unreadable, sizes = [], 0, {}
+    for rec in records:
+        if rec.task != "rec":
+            continue
+        found = box_and_text(rec)
+        if found is None:
+            unreadable += 1
+            continue
+        box, expression = found
+        if rec.image not in sizes:
+            with Image.open(safe_join(folder / "images", rec.image)) as im:
+                sizes[rec.image] = im.size
+        width, height = sizes[rec.image]
+        rows.append(
+            {
+                "id": rec.id,
+                "img_path": rec.image,
+                "expression": expression,
+                "bbox": [round(v, 2) for v in denormalize(box, width, height)],
+                "height": height,
+                "width": width,
+                "score": (scores or {}).get(rec.id),
+            }
+        )
+    write_jsonl(folder / SHIKRA_REC, rows)
+    return {"shikra_rec": len(rows), "shikra_rec_unreadable": unreadable}
