@@ -55,6 +55,7 @@ def tiny_overrides(tmp: Path, filter_name: str = "fuyu") -> list[str]:
         f"paths.output_dir={tmp}/out",
         "world.splits.collection=24",
         "world.splits.pool=8",
+        "generate.per_image=2",
         "world.splits.judge=8",
         "world.splits.downstream=6",
         "world.splits.benchmark=6",
