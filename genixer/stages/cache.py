@@ -156,7 +156,7 @@ class StageCache:
             "info": info,
             "complete": True,
         }
-        tmp = folder / (MANIFEST + ".tmp")
+        tmp = folder / f"{MANIFEST}.{os.getpid()}.tmp"  # ranks of one job never share it
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
         os.replace(tmp, folder / MANIFEST)
         return StageResult(name, key, folder, "ran", seconds, info)
