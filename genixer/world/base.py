@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,3 +36,21 @@ def load_image(
     the file escapes ``root``, is missing, empty, corrupt, truncated or too large."""
     rel = item.path if isinstance(item, WorldImage) else item
     return open_rgb(safe_join(root, rel), max_pixels)
+
+
+def store_file(src: Path, dst: Path, link: str) -> str:
+    """Put ``src`` at ``dst`` atomically: a hard link when ``link == "hardlink"`` and the file
+    system allows it, else a copy. Returns ``"linked"`` or ``"copied"``."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    how = "copied"
+    if link == "hardlink":
+        try:
+            os.link(src, tmp)
+            how = "linked"
+        except OSError:
+            shutil.copyfile(src, tmp)
+    else:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return how

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import random
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from genixer.datasets import ConversionLedger, Sample, get_converter
 from genixer.datasets.base import check_arguments
 from genixer.record import write_jsonl
 from genixer.tasks import TASKS
-from genixer.world.base import SPLITS, WorldImage, safe_join
+from genixer.world.base import SPLITS, WorldImage, safe_join, store_file
 from genixer.world.shapes import write_index
 
 log = logging.getLogger(__name__)
@@ -111,21 +110,7 @@ def shares(entries: list[dict], sizes: dict[str, int], size: int | None) -> dict
 
 
 def _store(src: Path, dst: Path, link: str) -> str:
-    if dst.exists():
-        return "present"
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    how = "copied"
-    if link == "hardlink":
-        try:
-            os.link(src, tmp)
-            how = "linked"
-        except OSError:
-            shutil.copyfile(src, tmp)
-    else:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-    return how
+    return "present" if dst.exists() else store_file(src, dst, link)
 
 
 class CollectionWorld:

@@ -25,7 +25,6 @@ import json
 import logging
 import multiprocessing
 import os
-import shutil
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from pathlib import Path
 from genixer.record import write_jsonl
 from genixer.skips import SkipLedger
 from genixer.utils import build
-from genixer.world.base import WorldImage
+from genixer.world.base import WorldImage, store_file
 from genixer.world.imageio import (
     DEFAULT_MAX_PIXELS,
     ImageError,
@@ -157,22 +156,6 @@ def inspect(root: str, rel: str, max_pixels: int | None) -> dict:
         return {"ok": False, "reason": "corrupt", "detail": f"{type(err).__name__}: {err}"}
 
 
-def _store(src: Path, dst: Path, link: str) -> str:
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    how = "copied"
-    if link == "hardlink":
-        try:
-            os.link(src, tmp)
-            how = "linked"
-        except OSError:
-            shutil.copyfile(src, tmp)
-    else:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-    return how
-
-
 class FolderWorld:
     """The pool from real images; the other splits from ``base`` (default: the shapes world).
 
@@ -290,7 +273,7 @@ class FolderWorld:
                     res["format"], "." + res["format"].lower() if res["format"] else ".png"
                 )
                 rel = f"images/pool/{image_id}{ext}"
-                how = _store(Path(res["path"]), root / rel, self.link)
+                how = store_file(Path(res["path"]), root / rel, self.link)
             stored[how] += 1
             pool.append(WorldImage(image_id, "pool", rel))
             rows.append(
