@@ -28,7 +28,12 @@ from genixer.models.clip_filter import (
     train_clip,
 )
 from genixer.models.judge import JudgeProcessor, load_judge, save_judge
-from genixer.models.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from genixer.models.tokenizer import (
+    build_tokenizer,
+    load_checkpoint_tokenizer,
+    load_tokenizer,
+    save_tokenizer,
+)
 from genixer.models.vision_pretrain import (
     PatchAttributeModule,
     load_tower,
@@ -233,6 +238,7 @@ class Pipeline:
         if g.checkpoint:
             model = load_vlm(g.checkpoint)
             save_vlm(model, folder / "model")
+            save_tokenizer(load_checkpoint_tokenizer(g.checkpoint), folder / "model")
             return {"from_checkpoint": str(g.checkpoint)}
         model = self._new_vlm(self.cfg.generator.model, self.seed, "base")
         plain = C.read_plain(self.collect.path)
@@ -288,6 +294,7 @@ class Pipeline:
     def _gen_train(self, folder: Path) -> dict:
         g = self.cfg.generator
         model = load_vlm(self.base.path / "model")
+        tokenizer = self._tokenizer_at(self.base.path / "model")
         pairs = C.read_pairs(self.collect.path)
         examples = [(self.by_id[p["image_id"]], [(p["instruction"], p["target"])]) for p in pairs]
         # Plain VQA kept in the mix: without it the generator forgets how to answer.
@@ -297,9 +304,18 @@ class Pipeline:
         )
         rng = random.Random(f"{self.seed}:mix")
         examples += _vlm_examples(rng.sample(plain, min(n_plain, len(plain))), self.by_id)
-        info = self._fit_vlm(model, self.tokenizer, examples, g.gen_train, folder, self.seed + 1)
+        info = self._fit_vlm(model, tokenizer, examples, g.gen_train, folder, self.seed + 1)
         save_vlm(model, folder / "model")
+        if tokenizer is not self.tokenizer:
+            save_tokenizer(tokenizer, folder / "model")
         return info
+
+    def _tokenizer_at(self, model_dir: Path):
+        """The tokenizer a saved model was trained with: a real checkpoint's own (stored
+        beside its weights), else the project tokenizer built from the collection."""
+        if (model_dir / "tokenizer.json").is_file():
+            return load_tokenizer(model_dir)
+        return self.tokenizer
 
     def _generate(self) -> None:
         cfg = self.cfg
@@ -356,7 +372,7 @@ class Pipeline:
     def _generate_fn(self, folder: Path) -> dict:
         cfg = self.cfg
         model = load_vlm(self.generator.path / "model")
-        processor = processor_for(model, self.tokenizer)
+        processor = processor_for(model, self._tokenizer_at(self.generator.path / "model"))
         pool = self.splits["pool"][: cfg.generate.max_images or None]
         reqs = G.requests(
             pool, cfg.generate.per_image, cfg.task.name, cfg.generator.name, self.seed
@@ -461,6 +477,7 @@ class Pipeline:
         if f.checkpoint:
             model = load_judge(f.checkpoint)
             save_judge(model, folder / "model")
+            save_tokenizer(load_checkpoint_tokenizer(f.checkpoint), folder / "model")
             return {"from_checkpoint": str(f.checkpoint)}
         D.seed_model_init(self.seed, "judge")
         model = build(f.model, tokenizer=self.tokenizer)
@@ -544,7 +561,7 @@ class Pipeline:
     def _score_fn(self, folder: Path) -> dict:
         f = self.cfg.filter
         model = load_judge(self.judge.path / "model")
-        processor = JudgeProcessor.for_model(model, self.tokenizer)
+        processor = JudgeProcessor.for_model(model, self._tokenizer_at(self.judge.path / "model"))
         info = JS.score_records(  # sharded and resumable, on trainer.devices x num_nodes
             model,
             processor,

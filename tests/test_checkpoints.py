@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -164,12 +165,11 @@ LLAVA_HF_NAMES = [  # transformers 5 names -> llava-hf/llava-1.5-7b-hf's safeten
 ]
 
 
-def test_llava_hf_layout_loads_by_path(tmp_path):
+def llava_hf_folder(folder: Path, tok: PreTrainedTokenizerFast):
+    """A llava-hf/llava-1.5-7b-hf-layout folder (config, sharded safetensors under the hub's
+    names, tokenizer); returns the reference LlavaForConditionalGeneration."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration
 
-    from genixer.models import build_tokenizer
-
-    tok = build_tokenizer(CORPUS, vocab_size=400)  # has <image> and <pad>, as llava-hf's
     torch.manual_seed(0)
     config = LlavaConfig(
         vision_config={**VISION, "model_type": "clip_vision_model"},
@@ -181,7 +181,6 @@ def test_llava_hf_layout_loads_by_path(tmp_path):
         image_seq_length=4,
     )
     ref = LlavaForConditionalGeneration(config).eval()
-    folder = tmp_path / "llava-1.5-7b-hf"
     folder.mkdir()
     state = {}
     for k, v in ref.state_dict().items():  # the hub's names (llava-hf/llava-1.5-7b-hf)
@@ -192,6 +191,15 @@ def test_llava_hf_layout_loads_by_path(tmp_path):
     write_sharded(state, folder, shards=3)
     config.save_pretrained(str(folder))
     tok.save_pretrained(str(folder))
+    return ref
+
+
+def test_llava_hf_layout_loads_by_path(tmp_path):
+    from genixer.models import build_tokenizer
+
+    tok = build_tokenizer(CORPUS, vocab_size=400)  # has <image> and <pad>, as llava-hf's
+    folder = tmp_path / "llava-1.5-7b-hf"
+    ref = llava_hf_folder(folder, tok)
     assert json.loads((folder / "config.json").read_text())["model_type"] == "llava"
 
     model = load_vlm(folder).eval()
@@ -431,7 +439,9 @@ FUYU_HUB_NAMES = [  # transformers 5 names -> adept/fuyu-8b's safetensors names
 ]
 
 
-def test_fuyu_8b_layout_loads_for_the_judge(tmp_path):
+def fuyu_8b_folder(folder: Path) -> tuple[PreTrainedTokenizerFast, FuyuForCausalLM]:
+    """An adept/fuyu-8b-layout folder (flat config, sharded safetensors under the hub's names,
+    Fuyu's own tokenizer); returns that tokenizer and the reference model."""
     # Fuyu's own special tokens; no <pad>, and text ends with |ENDOFTEXT|
     backend = Tokenizer(models.BPE(unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -482,12 +492,16 @@ def test_fuyu_8b_layout_loads_for_the_judge(tmp_path):
     for k, v in ref.state_dict().items():
         new = next(k.replace(a, b, 1) for a, b in FUYU_HUB_NAMES if k.startswith(a))
         state[new] = v
-    folder = tmp_path / "fuyu-8b"
     folder.mkdir()
     write_sharded(state, folder)
     (folder / "config.json").write_text(json.dumps(flat))
     tok.save_pretrained(str(folder))
+    return tok, ref
 
+
+def test_fuyu_8b_layout_loads_for_the_judge(tmp_path):
+    folder = tmp_path / "fuyu-8b"
+    tok, ref = fuyu_8b_folder(folder)
     judge = load_judge(folder).eval()
     proc = JudgeProcessor(PreTrainedTokenizerFast.from_pretrained(str(folder)), 32, 16)
     assert proc.eos_id == tok.convert_tokens_to_ids("|ENDOFTEXT|")
@@ -559,3 +573,48 @@ def test_openai_clip_from_a_transformers_folder_for_the_filter(tmp_path):
     again = load_clip(tmp_path / "saved")
     with torch.no_grad():
         assert torch.allclose(again.encode_image(pixels), want_img, atol=1e-5)
+
+
+def test_pipeline_runs_real_checkpoints_with_their_own_tokenizers(compose_cfg, tmp_path):
+    """generator.checkpoint and filter.checkpoint bring their own vocabularies (here smaller
+    than the project tokenizer's, so pairing them with it would index past the embeddings):
+    training, generation and scoring must use the checkpoint's tokenizer."""
+    from genixer.pipeline import Pipeline
+    from genixer.record import Record
+    from genixer.stages.score import SCORES
+    from genixer.tasks import GENERIC_TASKS, get_task
+    from tests.conftest import tiny_overrides
+
+    llava_tok = llama_tokenizer(["<image>", "<pad>"])
+    llava_tok.pad_token = "<pad>"
+    llava_hf_folder(tmp_path / "llava-hf", llava_tok)
+    fuyu_tok, _ = fuyu_8b_folder(tmp_path / "fuyu-8b")
+    p = Pipeline(
+        compose_cfg(
+            [
+                *tiny_overrides(tmp_path),
+                f"generator.checkpoint={tmp_path / 'llava-hf'}",
+                f"filter.checkpoint={tmp_path / 'fuyu-8b'}",
+                "stop_after=select",
+            ]
+        )
+    )
+    p.run()
+    assert len(p.tokenizer) > len(llava_tok)  # the project's own is the larger one
+    for stage in (p.base, p.generator):
+        saved = PreTrainedTokenizerFast.from_pretrained(str(stage.path / "model"))
+        assert saved.get_vocab() == llava_tok.get_vocab()
+    judge_tok = PreTrainedTokenizerFast.from_pretrained(str(p.judge.path / "model"))
+    assert judge_tok.get_vocab() == fuyu_tok.get_vocab()
+    assert p.generated.info["num_records"] + p.generated.info["parse_failures"] > 0
+    # Two training steps generate no parseable record: score ground-truth ones instead.
+    rng = random.Random(0)
+    p.records = []
+    for i, img in enumerate(p.splits["pool"]):
+        task = get_task(GENERIC_TASKS[i % 4])
+        turns = task.sample(img.scene, rng)
+        p.records.append(Record(f"r{i}", img.id, img.path, task.name, task.name, turns, ""))
+    p._score_fn(tmp_path / "rescored")
+    rows = (tmp_path / "rescored" / SCORES).read_text().splitlines()
+    scores = [json.loads(line)["score"] for line in rows]
+    assert len(scores) == len(p.records) and all(0.0 <= s <= 1.0 for s in scores)

@@ -36,6 +36,7 @@ from genixer.convert.keymaps import (
     VOCAB_KEYS,
     rename_all,
 )
+from genixer.models.tokenizer import load_checkpoint_tokenizer
 
 IM_START, IM_END = "<im_start>", "<im_end>"
 # Llama decoder settings copied from the original config when present.
@@ -58,26 +59,6 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 # ----------------------------------------------------------------------------- tokenizer
-def load_source_tokenizer(directory: str | os.PathLike) -> PreTrainedTokenizerBase:
-    """The release's tokenizer, from local files; never remote code."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    directory = Path(directory)
-    if (directory / "tokenizer.json").is_file():
-        return PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
-    try:
-        return AutoTokenizer.from_pretrained(
-            str(directory), local_files_only=True, trust_remote_code=False
-        )
-    except Exception as err:  # the reasons are many (no files, no sentencepiece, ...)
-        raise ValueError(
-            f"no usable tokenizer in {directory} ({type(err).__name__}: {err}). The converter "
-            "reads tokenizer.json; a sentencepiece-only tokenizer.model also needs the "
-            "`sentencepiece` package. Or pass --tokenizer with a folder holding tokenizer.json "
-            "of the same vocabulary (e.g. the llava-hf or Vicuna release's)."
-        ) from err
-
-
 def add_project_tokens(tokenizer: PreTrainedTokenizerBase) -> list[str]:
     """Add ``<image>`` and ``<pad>`` if missing (in that order); returns what was added."""
     vocab = tokenizer.get_vocab()
@@ -201,7 +182,7 @@ def convert_to_project(
         tower_names = rename_all(tower.keys(), CLIP_TOWER_TO_PROJECT)
         sources += [(k, v, tower.get) for k, v in tower_names.items()]
 
-    tokenizer = load_source_tokenizer(tokenizer_dir)
+    tokenizer = load_checkpoint_tokenizer(tokenizer_dir)
     embed_key = next(k for k, v in names.items() if v == VOCAB_KEYS[0])
     old_rows = int(shape(embed_key)[0])
     added = add_project_tokens(tokenizer)

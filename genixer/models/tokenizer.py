@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from genixer.chat import BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN, UNK_TOKEN
 
@@ -104,3 +104,24 @@ def load_tokenizer(directory: str | os.PathLike) -> PreTrainedTokenizerFast:
     if not os.path.isfile(os.path.join(directory, "tokenizer.json")):
         raise FileNotFoundError(f"no tokenizer.json in {directory}")
     return PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
+
+
+def load_checkpoint_tokenizer(directory: str | os.PathLike) -> PreTrainedTokenizerBase:
+    """The tokenizer that ships with a real checkpoint (llava-hf, Fuyu-8B, a converted LLaVA /
+    Shikra release): local files only, never remote code. A real checkpoint is trained with
+    its own vocabulary, so it must never be paired with the project tokenizer."""
+    from transformers import AutoTokenizer
+
+    if os.path.isfile(os.path.join(directory, "tokenizer.json")):
+        return PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
+    try:
+        return AutoTokenizer.from_pretrained(
+            str(directory), local_files_only=True, trust_remote_code=False
+        )
+    except Exception as err:  # the reasons are many (no files, no sentencepiece, ...)
+        raise ValueError(
+            f"no usable tokenizer in {directory} ({type(err).__name__}: {err}). A checkpoint "
+            "folder needs tokenizer.json; a sentencepiece-only tokenizer.model also needs the "
+            "`sentencepiece` package. Or pass --tokenizer with a folder holding tokenizer.json "
+            "of the same vocabulary (e.g. the llava-hf or Vicuna release's)."
+        ) from err
