@@ -18,7 +18,7 @@ import torch
 
 from genixer.chat import IMAGE_TOKEN
 from genixer.models.generation import generate
-from genixer.models.tokenizer import load_tokenizer
+from genixer.models.tokenizer import load_checkpoint_tokenizer
 from genixer.models.vlm import load_vlm, processor_for
 from genixer.record import read_jsonl, stable_seed, write_jsonl
 from genixer.skips import SkipLedger
@@ -83,7 +83,7 @@ def answer_questions(
     answers_path.parent.mkdir(parents=True, exist_ok=True)
     done = _existing(answers_path, {str(q["question_id"]) for q in questions})
     model = load_vlm(model_path, dtype=DTYPES[dtype]).to(device).eval()
-    tokenizer = load_tokenizer(tokenizer_path or model_path)
+    tokenizer = load_checkpoint_tokenizer(tokenizer_path or model_path)
     processor = processor_for(
         model, tokenizer, max_length=model.config.text_config.max_position_embeddings
     )
