@@ -86,3 +86,14 @@ def compose_cfg():
             return compose("config", overrides=overrides, return_hydra_config=True)
 
     return _compose
+
+
+def judge_scores(judge, processor, records, root, folder, mode="p_yes", batch_size=4, seed=0):
+    """Record id -> score through the production scorer (sharded runner, one process)."""
+    import json
+
+    from genixer.stages.judge_score import score_records
+
+    score_records(judge, processor, records, root, folder, "s.jsonl", mode, batch_size, seed)
+    rows = [json.loads(line) for line in (Path(folder) / "s.jsonl").read_text().splitlines()]
+    return {r["id"]: r["score"] for r in rows}

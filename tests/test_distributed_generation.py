@@ -379,11 +379,11 @@ def test_killing_the_cli_at_random_moments_then_rerunning_gives_the_same_records
 def test_judge_scoring_on_the_runner_matches_the_direct_scorer(tmp_path):
     import random as _random
 
-    from genixer.models.judge import JudgeProcessor, build_judge
+    from genixer.models.judge import JudgeProcessor, build_judge, yes_probability
     from genixer.record import Record
     from genixer.stages import judge_score as JS
-    from genixer.stages import score as S
     from genixer.tasks import GENERIC_TASKS, get_task
+    from genixer.world.base import load_image
 
     items = ShapesWorld(seed=1, splits={"pool": 6}).materialize(tmp_path)["pool"]
     rng, records = _random.Random(0), []
@@ -405,7 +405,13 @@ def test_judge_scoring_on_the_runner_matches_the_direct_scorer(tmp_path):
     )
     judge = build_judge(spec, tok)
     proc = JudgeProcessor.for_model(judge, tok)
-    direct = S.judge_records(judge, proc, records, tmp_path, "p_yes", batch_size=4, seed=0)
+    direct = {  # the reference: each record's pairs one at a time, the minimum kept
+        r.id: min(
+            yes_probability(judge, proc, [(load_image(tmp_path, r.image), q)], 1)[0]
+            for q in get_task(r.task).judge_prompts(r.turns)
+        )
+        for r in records
+    }
     info = JS.score_records(
         judge, proc, records, tmp_path, tmp_path / "s", "scores.jsonl", "p_yes", 2, 0, shard_size=2
     )

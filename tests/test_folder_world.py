@@ -16,7 +16,7 @@ from PIL import Image
 from genixer.utils import build
 from genixer.world import ShapesWorld, load_image, read_index
 from genixer.world.folder import FolderWorld
-from tests.conftest import tiny_overrides
+from tests.conftest import judge_scores, tiny_overrides
 
 BASE = {"collection": 3, "judge": 2, "downstream": 1, "benchmark": 2}
 
@@ -163,9 +163,8 @@ def test_pipeline_on_a_folder_pool_with_decontamination_and_dedup_caching(compos
         for k, i in enumerate(pool)
     ]
     judge = load_judge(p.judge.path / "model")
-    scores = S.judge_records(
-        judge, JudgeProcessor.for_model(judge, p.tokenizer), recs, p.world.path, "p_yes", 4, 0
-    )
+    proc = JudgeProcessor.for_model(judge, p.tokenizer)
+    scores = judge_scores(judge, proc, recs, p.world.path, tmp_path / "scored")
     assert set(scores) == {r.id for r in recs} and all(0 <= v <= 1 for v in scores.values())
     kept, info = S.select(recs, scores, None, 0.0)
     assert info["num_kept"] == len(recs) and info["oracle_accuracy"] is None

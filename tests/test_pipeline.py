@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_overrides
+from tests.conftest import judge_scores, tiny_overrides
 
 SUMMARY_KEYS = [
     ("generation", "num_records"),
@@ -173,7 +173,6 @@ def test_judge_scores_records_in_both_modes(tmp_path):
     from genixer.models.judge import JudgeProcessor, build_judge
     from genixer.models.tokenizer import build_tokenizer
     from genixer.record import Record
-    from genixer.stages import score as S
     from genixer.tasks import GENERIC_TASKS, get_task
     from genixer.world import ShapesWorld
 
@@ -196,12 +195,12 @@ def test_judge_scores_records_in_both_modes(tmp_path):
     )
     judge = build_judge(spec, tok)
     proc = JudgeProcessor.for_model(judge, tok)
-    p1 = S.judge_records(judge, proc, records, tmp_path, "p_yes", batch_size=4, seed=0)
-    p2 = S.judge_records(judge, proc, records, tmp_path, "p_yes", batch_size=1, seed=5)
+    p1 = judge_scores(judge, proc, records, tmp_path, tmp_path / "a", "p_yes", 4, seed=0)
+    p2 = judge_scores(judge, proc, records, tmp_path, tmp_path / "b", "p_yes", 1, seed=5)
     assert set(p1) == {r.id for r in records}
     assert all(abs(p1[k] - p2[k]) < 1e-5 and 0 <= p1[k] <= 1 for k in p1)
-    s1 = S.judge_records(judge, proc, records, tmp_path, "sampled", batch_size=4, seed=3)
-    s2 = S.judge_records(judge, proc, records, tmp_path, "sampled", batch_size=4, seed=3)
+    s1 = judge_scores(judge, proc, records, tmp_path, tmp_path / "c", "sampled", 4, seed=3)
+    s2 = judge_scores(judge, proc, records, tmp_path, tmp_path / "d", "sampled", 2, seed=3)
     assert s1 == s2 and all(0 < v <= 1 for v in s1.values())
     with pytest.raises(ValueError, match="score_mode"):
-        S.judge_records(judge, proc, records, tmp_path, "vibes", batch_size=4, seed=3)
+        judge_scores(judge, proc, records, tmp_path, tmp_path / "e", "vibes", 4, seed=3)

@@ -6,42 +6,9 @@ from __future__ import annotations
 import hashlib
 
 from genixer.evaluation import auroc
-from genixer.models.judge import sampled_score, yes_probability
 from genixer.record import Record
-from genixer.tasks import get_task
-from genixer.world.base import load_image
 
 SCORES = "scores.jsonl"
-
-
-def judge_records(
-    model,
-    processor,
-    records: list[Record],
-    root,
-    mode: str,
-    batch_size: int,
-    seed: int,
-    renormalize: bool = False,
-) -> dict[str, float]:
-    """Record id -> score. A record with several pairs (a dialogue) is as true as its least
-    credible pair, so it gets the minimum of its pairs' scores."""
-    items, owners = [], []
-    for rec in records:
-        image = load_image(root, rec.image)
-        for prompt in get_task(rec.task).judge_prompts(rec.turns):
-            items.append((image, prompt))
-            owners.append(rec.id)
-    if mode == "p_yes":
-        scores = yes_probability(model, processor, items, batch_size, renormalize=renormalize)
-    elif mode == "sampled":
-        scores = sampled_score(model, processor, items, seed=seed)
-    else:
-        raise ValueError(f"filter.score_mode must be 'p_yes' or 'sampled', got {mode!r}")
-    out: dict[str, float] = {}
-    for rid, s in zip(owners, scores, strict=True):
-        out[rid] = min(out.get(rid, 1.0), float(s))
-    return out
 
 
 def score_quality(records: list[Record], scores: dict[str, float]) -> dict:
