@@ -97,3 +97,57 @@ def judge_scores(judge, processor, records, root, folder, mode="p_yes", batch_si
     score_records(judge, processor, records, root, folder, "s.jsonl", mode, batch_size, seed)
     rows = [json.loads(line) for line in (Path(folder) / "s.jsonl").read_text().splitlines()]
     return {r["id"]: r["score"] for r in rows}
+
+
+# A LLaVA-architecture VLM small enough to build in milliseconds (build_vlm's spec).
+TINY_VLM_SPEC = {
+    "image_size": 32,
+    "patch_size": 16,
+    "vision_hidden": 16,
+    "vision_layers": 1,
+    "vision_heads": 2,
+    "vision_intermediate": 32,
+    "text_hidden": 32,
+    "text_layers": 1,
+    "text_heads": 2,
+    "text_intermediate": 64,
+    "projector_type": "mlp2x_gelu",
+    "max_position_embeddings": 256,
+}
+
+
+def tiny_judge(seed: int = 0):
+    """A random-weight Fuyu judge and its processor, with a tokenizer that has Yes and No."""
+    import torch
+
+    from genixer.models.judge import JudgeProcessor, build_judge
+    from genixer.models.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(["Here is a question and answer pair. Yes No"] * 3, 300)
+    torch.manual_seed(seed)
+    spec = {
+        "image_size": 48,
+        "patch_size": 16,
+        "hidden": 32,
+        "layers": 1,
+        "heads": 2,
+        "intermediate": 64,
+        "max_position_embeddings": 256,
+    }
+    judge = build_judge(spec, tok)
+    return judge, JudgeProcessor.for_model(judge, tok)
+
+
+def truth_records(images) -> list:
+    """One ground-truth record per image, cycling through the generic tasks."""
+    import random
+
+    from genixer.record import Record
+    from genixer.tasks import GENERIC_TASKS, get_task
+
+    rng, records = random.Random(0), []
+    for i, img in enumerate(images):
+        task = get_task(GENERIC_TASKS[i % len(GENERIC_TASKS)])
+        turns = task.sample(img.scene, rng)
+        records.append(Record(f"r{i}", img.id, img.path, task.name, task.name, turns, ""))
+    return records

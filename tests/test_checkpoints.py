@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -580,10 +579,8 @@ def test_pipeline_runs_real_checkpoints_with_their_own_tokenizers(compose_cfg, t
     than the project tokenizer's, so pairing them with it would index past the embeddings):
     training, generation and scoring must use the checkpoint's tokenizer."""
     from genixer.pipeline import Pipeline
-    from genixer.record import Record
     from genixer.stages.score import SCORES
-    from genixer.tasks import GENERIC_TASKS, get_task
-    from tests.conftest import tiny_overrides
+    from tests.conftest import tiny_overrides, truth_records
 
     llava_tok = llama_tokenizer(["<image>", "<pad>"])
     llava_tok.pad_token = "<pad>"
@@ -608,12 +605,7 @@ def test_pipeline_runs_real_checkpoints_with_their_own_tokenizers(compose_cfg, t
     assert judge_tok.get_vocab() == fuyu_tok.get_vocab()
     assert p.generated.info["num_records"] + p.generated.info["parse_failures"] > 0
     # Two training steps generate no parseable record: score ground-truth ones instead.
-    rng = random.Random(0)
-    p.records = []
-    for i, img in enumerate(p.splits["pool"]):
-        task = get_task(GENERIC_TASKS[i % 4])
-        turns = task.sample(img.scene, rng)
-        p.records.append(Record(f"r{i}", img.id, img.path, task.name, task.name, turns, ""))
+    p.records = truth_records(p.splits["pool"])
     p._score_fn(tmp_path / "rescored")
     rows = (tmp_path / "rescored" / SCORES).read_text().splitlines()
     scores = [json.loads(line)["score"] for line in rows]

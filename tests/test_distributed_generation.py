@@ -24,21 +24,9 @@ from genixer.models import build_tokenizer, build_vlm, processor_for, save_token
 from genixer.stages import generate as G
 from genixer.stages.shards import IncompleteShardsError, ShardPlan, read_rows, shard_of
 from genixer.world import ShapesWorld
+from tests.conftest import TINY_VLM_SPEC, tiny_judge, truth_records
 
-SPEC = {
-    "image_size": 32,
-    "patch_size": 16,
-    "vision_hidden": 16,
-    "vision_layers": 1,
-    "vision_heads": 2,
-    "vision_intermediate": 32,
-    "text_hidden": 32,
-    "text_layers": 1,
-    "text_heads": 2,
-    "text_intermediate": 64,
-    "projector_type": "mlp2x_gelu",
-    "max_position_embeddings": 256,
-}
+SPEC = TINY_VLM_SPEC
 CORPUS = [
     "Question: How many red circles are there? Answer: 2.",
     "Question: Is there a blue square? Answer: yes.",
@@ -377,34 +365,14 @@ def test_killing_the_cli_at_random_moments_then_rerunning_gives_the_same_records
 
 
 def test_judge_scoring_on_the_runner_matches_the_direct_scorer(tmp_path):
-    import random as _random
-
-    from genixer.models.judge import JudgeProcessor, build_judge, yes_probability
-    from genixer.record import Record
+    from genixer.models.judge import yes_probability
     from genixer.stages import judge_score as JS
-    from genixer.tasks import GENERIC_TASKS, get_task
+    from genixer.tasks import get_task
     from genixer.world.base import load_image
 
     items = ShapesWorld(seed=1, splits={"pool": 6}).materialize(tmp_path)["pool"]
-    rng, records = _random.Random(0), []
-    for i, img in enumerate(items):
-        task = get_task(GENERIC_TASKS[i % 4])
-        records.append(
-            Record(f"r{i}", img.id, img.path, task.name, task.name, task.sample(img.scene, rng), "")
-        )
-    tok = build_tokenizer(["Here is a question and answer pair. Yes No"] * 3, 300)
-    torch.manual_seed(0)
-    spec = dict(
-        image_size=48,
-        patch_size=16,
-        hidden=32,
-        layers=1,
-        heads=2,
-        intermediate=64,
-        max_position_embeddings=256,
-    )
-    judge = build_judge(spec, tok)
-    proc = JudgeProcessor.for_model(judge, tok)
+    records = truth_records(items)
+    judge, proc = tiny_judge()
     direct = {  # the reference: each record's pairs one at a time, the minimum kept
         r.id: min(
             yes_probability(judge, proc, [(load_image(tmp_path, r.image), q)], 1)[0]

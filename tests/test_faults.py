@@ -23,21 +23,9 @@ from genixer.training.resume import (
     drop_checkpoints,
     last_checkpoint,
 )
+from tests.conftest import TINY_VLM_SPEC
 
-SPEC = {
-    "image_size": 32,
-    "patch_size": 16,
-    "vision_hidden": 16,
-    "vision_layers": 1,
-    "vision_heads": 2,
-    "vision_intermediate": 32,
-    "text_hidden": 32,
-    "text_layers": 1,
-    "text_heads": 2,
-    "text_intermediate": 64,
-    "projector_type": "mlp2x_gelu",
-    "max_position_embeddings": 128,
-}
+SPEC = TINY_VLM_SPEC | {"max_position_embeddings": 128}
 TRAINER = OmegaConf.create(
     {
         "_target_": "lightning.Trainer",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import judge_scores, tiny_overrides
+from tests.conftest import judge_scores, tiny_judge, tiny_overrides, truth_records
 
 SUMMARY_KEYS = [
     ("generation", "num_records"),
@@ -166,35 +166,11 @@ def test_stop_after_generate_runs_no_later_stage(compose_cfg, tmp_path):
 def test_judge_scores_records_in_both_modes(tmp_path):
     """Records made from ground truth, scored by a tiny judge: P(Yes) is deterministic and
     batch-invariant; the original's sampled score is reproducible for a seed."""
-    import random
-
-    import torch
-
-    from genixer.models.judge import JudgeProcessor, build_judge
-    from genixer.models.tokenizer import build_tokenizer
-    from genixer.record import Record
-    from genixer.tasks import GENERIC_TASKS, get_task
     from genixer.world import ShapesWorld
 
     items = ShapesWorld(seed=1, splits={"pool": 6}).materialize(tmp_path)["pool"]
-    rng, records = random.Random(0), []
-    for i, img in enumerate(items):
-        task = get_task(GENERIC_TASKS[i % 4])
-        turns = task.sample(img.scene, rng)
-        records.append(Record(f"r{i}", img.id, img.path, task.name, task.name, turns, ""))
-    tok = build_tokenizer(["Here is a question and answer pair. Yes No"] * 3, 300)
-    torch.manual_seed(0)
-    spec = dict(
-        image_size=48,
-        patch_size=16,
-        hidden=32,
-        layers=1,
-        heads=2,
-        intermediate=64,
-        max_position_embeddings=256,
-    )
-    judge = build_judge(spec, tok)
-    proc = JudgeProcessor.for_model(judge, tok)
+    records = truth_records(items)
+    judge, proc = tiny_judge()
     p1 = judge_scores(judge, proc, records, tmp_path, tmp_path / "a", "p_yes", 4, seed=0)
     p2 = judge_scores(judge, proc, records, tmp_path, tmp_path / "b", "p_yes", 1, seed=5)
     assert set(p1) == {r.id for r in records}
