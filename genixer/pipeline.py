@@ -7,16 +7,13 @@ so a re-run (or a sweep over a downstream-only value) re-uses every finished ups
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, TensorDataset
 
 from genixer.models.clip_filter import (
     CropScorer,
@@ -35,14 +32,13 @@ from genixer.models.tokenizer import (
     save_tokenizer,
 )
 from genixer.models.vision_pretrain import (
-    PatchAttributeModule,
     load_tower,
     patch_labels,
+    pretrain_tower,
     save_tower,
 )
 from genixer.models.vlm import load_vlm, processor_for, save_vlm
-from genixer.record import QA, read_jsonl, read_records, write_jsonl
-from genixer.skips import merge_ledgers, run_ledger_path
+from genixer.record import read_jsonl, read_records, write_jsonl
 from genixer.stages import clip_score as CS
 from genixer.stages import collect as C
 from genixer.stages import dedup as DD
@@ -50,18 +46,17 @@ from genixer.stages import downstream as D
 from genixer.stages import export as E
 from genixer.stages import generate as G
 from genixer.stages import judge_score as JS
+from genixer.stages import judge_train as JT
 from genixer.stages import labeled as L
 from genixer.stages import score as S
 from genixer.stages.cache import StageCache, StageResult
-from genixer.stages.rates import stage_rates
 from genixer.stages.world import load_splits, materialize, world_key
-from genixer.tasks.base import judge_prompt
+from genixer.summary import build_summary
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
 from genixer.training.resume import drop_checkpoints
 from genixer.utils import build, to_plain
 from genixer.world.base import load_image
-from genixer.world.questions import KINDS, random_question, wrong_answer
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +155,7 @@ class Pipeline:
             step()
             if name == stop_after:
                 break
-        return self._summary(time.perf_counter() - start)
+        return build_summary(self, time.perf_counter() - start)
 
     def _collect(self, folder: Path) -> dict:
         c = self.cfg.generator.collection
@@ -268,28 +263,17 @@ class Pipeline:
             [patch_labels(i.scene, spec.image_size, spec.patch_size) for i in images]
         )
         tower = model.model.vision_tower
-        module = PatchAttributeModule(
-            tower, spec.get("vision_feature_layer", -2), g.vision_pretrain.lr
-        )
-        loader = DataLoader(
-            TensorDataset(pixels, labels),
-            batch_size=g.vision_pretrain.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
         trainer = build(
             self.cfg.trainer,
             max_steps=int(g.vision_pretrain.steps),
             default_root_dir=str(folder / "logs"),
         )
-        trainer.fit(module, loader)
+        feature_layer = spec.get("vision_feature_layer", -2)
+        info = pretrain_tower(
+            tower, pixels, labels, feature_layer, g.vision_pretrain, trainer, self.seed
+        )
         save_tower(tower, folder)
-        acc = trainer.callback_metrics.get("train/patch_acc")
-        return {
-            "steps": int(trainer.global_step),
-            "images": len(images),
-            "patch_accuracy": round(float(acc), 4) if acc is not None else None,
-        }
+        return info
 
     def _gen_train(self, folder: Path) -> dict:
         g = self.cfg.generator
@@ -482,18 +466,9 @@ class Pipeline:
         D.seed_model_init(self.seed, "judge")
         model = build(f.model, tokenizer=self.tokenizer)
         processor = JudgeProcessor.for_model(model, self.tokenizer)
-        rng = random.Random(f"{self.seed}:judge")
-        kinds = tuple(k.name for k in KINDS)
-        examples = []
-        for img in self.splits["judge"]:
-            for _ in range(f.train.items_per_image):
-                _, q, truth = random_question(img.scene, rng, kinds)
-                if truth is not None and rng.random() < 0.5:
-                    answer, label = truth, "Yes"
-                else:
-                    answer = wrong_answer(img.scene, q, truth, rng, f.train.hard_negatives)
-                    label = "No"
-                examples.append((img, (judge_prompt(QA(q, answer)), label)))
+        examples = JT.judge_examples(
+            self.splits["judge"], f.train.items_per_image, f.train.hard_negatives, self.seed
+        )
         dataset = EncodedDataset(
             examples, lambda im, p: processor.encode(im, p[0], p[1]), self.world.path
         )
@@ -672,70 +647,3 @@ class Pipeline:
             metric,
         )
         return info
-
-    # ----------------------------------------------------------------- summary
-    def _summary(self, seconds: float) -> dict:
-        # Compare with what the generator saw for the task it was asked for.
-        task = self.cfg.task.name
-        info = self.collect.info
-        training_shares = (
-            info["kind_shares"] if task == "generic" else info["kind_shares_by_task"][task]
-        )
-        summary: dict = {"world_root": str(self.world.path)}
-        if hasattr(self, "generated"):
-            gen = self.generated.info
-            summary["generation"] = {
-                "num_records": gen["num_records"],
-                "parse_failures": gen["parse_failures"],
-                "parse_failure_reasons": gen["parse_failure_reasons"],
-                "oracle_accuracy": gen["oracle_accuracy"],
-                "task_mix": gen["task_mix"],
-                "diversity": G.diversity(gen, training_shares),
-                "images_per_s": gen.get("images_per_s"),
-                "records": str(self.generated.path / G.RECORDS),
-            }
-        if hasattr(self, "deduped"):
-            summary["generation"] |= DD.summary_block(
-                self.deduped, getattr(self, "decontaminated", None)
-            )
-        if hasattr(self, "selected"):
-            scored = self.scores is not None
-            summary["filter"] = {
-                "name": self.cfg.filter.name,
-                "auroc": self.scored.info.get("auroc") if scored else None,
-                "scores": str(self.scored.path / S.SCORES) if scored else None,
-            }
-            summary["select"] = self.selected.info
-        if hasattr(self, "exported"):
-            summary["export"] = {
-                "llava_json": str(self.exported.path / E.LLAVA_JSON),
-                "entries": self.exported.info["entries"],
-            }
-            if "shikra_rec" in self.exported.info:
-                summary["export"]["shikra_rec_jsonl"] = str(self.exported.path / E.SHIKRA_REC)
-                summary["export"]["shikra_rec"] = self.exported.info["shikra_rec"]
-        if hasattr(self, "synthetic"):
-            syn, base = self.synthetic.info, self.baseline.info
-            summary["downstream"] = {
-                "accuracy": syn["accuracy"],
-                "baseline_accuracy": base["accuracy"],
-                "gain": round(syn["accuracy"] - base["accuracy"], 4),
-                "per_category": syn["per_category"],
-                "baseline_per_category": base["per_category"],
-            }
-        summary["skipped"] = merge_ledgers(  # every stage's skip ledger, in one file
-            [r.path for r in self.results.values()],
-            run_ledger_path(self.cfg, self.results),
-        )
-        summary["stages"] = {k: v.summary() | stage_rates(v.info) for k, v in self.results.items()}
-        summary["wall_seconds"] = round(seconds, 1)
-        return summary
-
-
-def write_summary(summary: dict, out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path

@@ -14,8 +14,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from genixer.pipeline import write_summary
 from genixer.record import read_jsonl, read_records
+from genixer.summary import write_summary
 from genixer.sweep import ERROR_FILE, sweep_name, write_sweep_record
 from genixer.utils import build
 from genixer.world.base import load_image

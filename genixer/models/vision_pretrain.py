@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from genixer.world.scene import COLORS, SHAPES, Scene
 
@@ -83,3 +84,30 @@ def load_tower(model, folder: Path) -> None:
     """Load pretrained tower weights into a VLM's vision tower (strict: same spec)."""
     state = load_file(str(Path(folder) / TOWER_FILE))
     model.model.vision_tower.load_state_dict(state, strict=True)
+
+
+def pretrain_tower(
+    tower: nn.Module,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    feature_layer: int,
+    train_cfg,
+    trainer: L.Trainer,
+    seed: int,
+) -> dict:
+    """Train ``tower`` to name each patch's object (``labels`` from :func:`patch_labels`) for
+    ``train_cfg.steps`` steps of ``trainer`` (built with that ``max_steps``)."""
+    module = PatchAttributeModule(tower, feature_layer, train_cfg.lr)
+    loader = DataLoader(
+        TensorDataset(pixels, labels),
+        batch_size=train_cfg.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    trainer.fit(module, loader)
+    acc = trainer.callback_metrics.get("train/patch_acc")
+    return {
+        "steps": int(trainer.global_step),
+        "images": len(pixels),
+        "patch_accuracy": round(float(acc), 4) if acc is not None else None,
+    }
