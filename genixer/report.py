@@ -178,8 +178,15 @@ def stage_times(jobs: list[Job]) -> tuple[float, float, list[str]]:
 
 
 def markdown(
-    title: str, parent_run_id: str, uri: str, settings: list[Setting], jobs: list[Job]
+    title: str,
+    parent_run_id: str,
+    uri: str,
+    settings: list[Setting],
+    jobs: list[Job],
+    empty_cache_seconds: float | None = None,
 ) -> str:
+    """The report's text. ``empty_cache_seconds``: the measured pipeline time of one of the
+    sweep's jobs run alone from an empty cache; each job costs about that without re-use."""
     metrics = [m for m in METRICS if any(m in j.metrics for j in jobs)]
     failed = [j for j in jobs if j.status != "FINISHED"]
     lines = [
@@ -206,6 +213,13 @@ def markdown(
     ]
     if unknown:
         lines.append(f"Re-used in every job, so left out of the estimate: {', '.join(unknown)}.")
+    if empty_cache_seconds is not None and actual > 0:
+        n = len([j for j in jobs if j.status == "FINISHED"])
+        lines.append(
+            f"Measured: one job alone from an empty cache took {empty_cache_seconds:.0f} s; "
+            f"{n} such jobs: {n * empty_cache_seconds:.0f} s, "
+            f"{n * empty_cache_seconds / actual:.1f}x the sweep's {actual:.0f} s."
+        )
     lines += ["", "## Jobs", "", "| job | setting | seed | status | seconds | ran | re-used |"]
     lines.append("|---|---|---|---|---|---|---|")
     for j in jobs:
@@ -262,7 +276,11 @@ def plot(settings: list[Setting], varying: list[str], jobs: list[Job], path: Pat
 
 
 def make_report(
-    tracking_uri: str, parent_run_id: str, out_dir: Path, log_to_parent: bool = True
+    tracking_uri: str,
+    parent_run_id: str,
+    out_dir: Path,
+    log_to_parent: bool = True,
+    empty_cache_seconds: float | None = None,
 ) -> dict[str, Path]:
     """Write report.md / report.png / report.json to ``out_dir`` (and the parent's artifacts)."""
     client = MlflowClient(tracking_uri)
@@ -279,7 +297,8 @@ def make_report(
         "plot": out_dir / "report.png",
         "json": out_dir / "report.json",
     }
-    paths["markdown"].write_text(markdown(title, parent_run_id, tracking_uri, settings, jobs))
+    text = markdown(title, parent_run_id, tracking_uri, settings, jobs, empty_cache_seconds)
+    paths["markdown"].write_text(text)
     plot(settings, varying, jobs, paths["plot"])
     data = {
         "parent_run_id": parent_run_id,
@@ -339,7 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", help="where to write (default: the sweep folder)")
     ap.add_argument("--no-log", action="store_true", help="do not log to the parent run")
+    ap.add_argument(
+        "--empty-cache-summary",
+        help="summary.json of one of the sweep's jobs run alone from an empty cache: the "
+        "report compares the sweep's time with that job's times the number of jobs",
+    )
     args = ap.parse_args(argv)
+    empty = None
+    if args.empty_cache_summary:
+        empty = float(json.loads(Path(args.empty_cache_summary).read_text())["wall_seconds"])
     default_uri = default_tracking_uri(os.environ.get("GENIXER_ROOT"))
     target = Path(args.target)
     if target.is_dir():
@@ -364,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             else (sweep if str(sweep) != "." and sweep.is_dir() else Path(f"report-{parent[:8]}"))
         )
     try:
-        paths = make_report(uri, parent, out, log_to_parent=not args.no_log)
+        paths = make_report(uri, parent, out, not args.no_log, empty)
     except ValueError as err:  # not a sweep's parent run
         raise SystemExit(str(err)) from None
     print(paths["markdown"].read_text())

@@ -207,6 +207,8 @@ def test_report_groups_by_setting_without_the_seed():
     assert "| filter.band=null | 1 (+1 failed) | 0.700 | 10.0 |" in text
     assert "FAILED: ValueError: x" in text
     assert "Pipeline time of the finished jobs: 30 s" in text and "46 s, 1.5x" in text
+    measured = markdown("t", "p", "sqlite://", settings, jobs, empty_cache_seconds=25.0)
+    assert "took 25 s; 3 such jobs: 75 s, 2.5x the sweep's 30 s." in measured
 
 
 # ----------------------------------------------------------------- a real multirun
