@@ -70,7 +70,7 @@ STAGE_VERSIONS = {
     "generate": 1,
     "decontaminate": 1,
     "dedup": 1,
-    "train_judge": 2,
+    "train_judge": 3,
     "train_clip": 2,
     "score": 1,
     "select": 1,

@@ -193,3 +193,21 @@ def test_bad_spec_refused(tokenizer):
         build_judge({"image_size": 32}, tokenizer)
     with pytest.raises(ValueError, match="multiple"):
         build_judge({**SPEC, "image_size": 40}, tokenizer)
+
+
+def test_judge_items_shown_yes_or_no_says_nothing_about_the_label(tmp_path):
+    """Existence questions: the true answer is drawn 50/50, so 'Answer: yes' and 'Answer: no'
+    are labelled Yes at the same rate and the judge must look at the image."""
+    from genixer.stages.judge_train import judge_examples
+    from genixer.world import ShapesWorld
+
+    images = ShapesWorld(seed=3, splits={"judge": 300}).materialize(tmp_path)["judge"]
+    rates = {"yes": [0, 0], "no": [0, 0]}
+    for _, (prompt, label) in judge_examples(images, 40, 0.5, seed=0):
+        shown = prompt.split("Answer: ", 1)[1].split("'")[0].strip().lower()
+        if shown in rates:  # only the yes/no kinds answer with these
+            rates[shown][0] += label == "Yes"
+            rates[shown][1] += 1
+    assert min(n for _, n in rates.values()) > 600
+    p_yes = {k: y / n for k, (y, n) in rates.items()}
+    assert abs(p_yes["yes"] - p_yes["no"]) < 0.045, p_yes  # unbalanced items: 0.06 apart here

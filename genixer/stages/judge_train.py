@@ -4,7 +4,9 @@ The judge plays Fuyu's role, a third-party model that says whether a question-an
 true of an image. Each judge image gets ``items_per_image`` fresh questions; half are paired
 with their true answer (label ``Yes``), the rest with a wrong one (``No``), of which a share
 ``hard_negatives`` is confusable with the truth (off-by-one counts, another object's position
-or name): the errors a generator actually makes.
+or name): the errors a generator actually makes. For yes/no questions the true answer is
+itself drawn 50/50 (questions are redrawn until it matches), so that neither "yes" nor "no"
+shown as the answer says anything about the label: the judge has to look at the image.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import random
 from genixer.record import QA
 from genixer.tasks.base import judge_prompt
 from genixer.world.questions import KINDS, random_question, wrong_answer
+
+YES_NO = ("yes", "no")
+MAX_REDRAWS = 20
 
 
 def judge_examples(
@@ -25,7 +30,13 @@ def judge_examples(
     examples = []
     for img in images:
         for _ in range(items_per_image):
-            _, q, truth = random_question(img.scene, rng, kinds)
+            kind, q, truth = random_question(img.scene, rng, kinds)
+            if truth in YES_NO:  # balance the truth, or the shown word alone predicts the label
+                want = rng.choice(YES_NO)
+                for _ in range(MAX_REDRAWS):
+                    if truth == want:
+                        break
+                    kind, q, truth = random_question(img.scene, rng, (kind,))
             if truth is not None and rng.random() < 0.5:
                 answer, label = truth, "Yes"
             else:
