@@ -113,7 +113,7 @@ def load_checkpoint_tokenizer(directory: str | os.PathLike) -> PreTrainedTokeniz
     from transformers import AutoTokenizer
 
     if os.path.isfile(os.path.join(directory, "tokenizer.json")):
-        return PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
+        return load_tokenizer(directory)
     try:
         return AutoTokenizer.from_pretrained(
             str(directory), local_files_only=True, trust_remote_code=False
