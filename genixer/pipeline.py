@@ -24,7 +24,7 @@ from genixer.models.clip_filter import (
     save_clip,
     train_clip,
 )
-from genixer.models.judge import JudgeProcessor, load_judge, save_judge
+from genixer.models.judge import JudgePatchFeatures, JudgeProcessor, load_judge, save_judge
 from genixer.models.tokenizer import (
     build_tokenizer,
     load_checkpoint_tokenizer,
@@ -34,6 +34,7 @@ from genixer.models.tokenizer import (
 from genixer.models.vision_pretrain import (
     load_tower,
     patch_labels,
+    pretrain_patches,
     pretrain_tower,
     save_tower,
 )
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 STAGE_VERSIONS = {
     "world": 1,
     "collect": 4,
-    "pretrain_vision": 2,
+    "pretrain_vision": 3,
     "train_base": 1,
     "train_generator": 1,
     "generate": 1,
@@ -180,6 +181,7 @@ class Pipeline:
                 "plain",
                 list(plain_tasks) if plain_tasks else None,
                 c.get("plain_per_task", 2),
+                with_caption=bool(c.get("plain_caption", False)),
             )
         C.write_collection(folder, pairs, plain)
         tok = build_tokenizer(C.tokenizer_corpus(pairs, plain), self.cfg.generator.vocab_size)
@@ -366,6 +368,8 @@ class Pipeline:
             "max_new_tokens": cfg.generate.max_new_tokens,
             "top_p": cfg.generate.top_p,
         }
+        if cfg.generate.get("question_temperature") is not None:
+            decoding["question_temperature"] = float(cfg.generate.question_temperature)
         info = G.run_generation(
             model,
             processor,
@@ -398,6 +402,7 @@ class Pipeline:
             judge_key = {
                 "model": f.model,
                 "train": f.train,
+                "vision_pretrain": f.get("vision_pretrain"),
                 "seed": self.seed,
                 "checkpoint": f.checkpoint,
                 "trainer": self._trainer_key(),
@@ -466,13 +471,23 @@ class Pipeline:
         D.seed_model_init(self.seed, "judge")
         model = build(f.model, tokenizer=self.tokenizer)
         processor = JudgeProcessor.for_model(model, self.tokenizer)
-        examples = JT.judge_examples(
-            self.splits["judge"], f.train.items_per_image, f.train.hard_negatives, self.seed
-        )
-        dataset = EncodedDataset(
-            examples, lambda im, p: processor.encode(im, p[0], p[1]), self.world.path
-        )
-        info = fit(
+        info: dict = {}
+        if f.get("vision_pretrain"):
+            info["vision_pretrain"] = self._judge_vision_fn(model, processor, folder)
+        judge = self.splits["judge"]
+        examples = [
+            (img, [item])
+            for img, item in JT.judge_examples(
+                judge,
+                f.train.items_per_image,
+                f.train.hard_negatives,
+                self.seed,
+                bool(f.train.get("explain", False)),
+            )
+        ]
+        examples += JT.vqa_examples(judge, int(f.train.get("vqa_per_image", 0)), self.seed)
+        dataset = EncodedDataset(examples, processor.encode_turns, self.world.path)
+        fitted = fit(
             model,
             dataset,
             processor.collate,
@@ -483,7 +498,26 @@ class Pipeline:
             checkpoint_every=self._checkpoint_every(),
         )
         save_judge(model, folder / "model")
-        return info
+        return info | fitted
+
+    def _judge_vision_fn(self, model, processor, folder: Path) -> dict:
+        """The judge's own vision pretraining on the judge split (its images, never the
+        generator's collection): patch embedding + first decoder layer name each patch."""
+        f, spec = self.cfg.filter, self.cfg.filter.model.spec
+        images = self.splits["judge"]
+        pixels = torch.stack(
+            [processor.image_patches(load_image(self.world.path, i)) for i in images]
+        )
+        labels = torch.stack(
+            [patch_labels(i.scene, spec.image_size, spec.patch_size) for i in images]
+        )
+        trainer = build(
+            self.cfg.trainer,
+            max_steps=int(f.vision_pretrain.steps),
+            default_root_dir=str(folder / "vision_logs"),
+        )
+        encoder = JudgePatchFeatures(model, processor, int(f.vision_pretrain.get("layer", 1)))
+        return pretrain_patches(encoder, pixels, labels, f.vision_pretrain, trainer, self.seed)
 
     def _clip_scorer(self, model):
         f = self.cfg.filter

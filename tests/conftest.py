@@ -33,6 +33,7 @@ FILTER_TINY = {
         "filter.train.steps=2",
         "filter.train.batch_size=8",
         "filter.train.items_per_image=2",
+        "filter.vision_pretrain.steps=2",
         *TINY_JUDGE,
     ],
     "clip": [

@@ -211,3 +211,65 @@ def test_judge_items_shown_yes_or_no_says_nothing_about_the_label(tmp_path):
     assert min(n for _, n in rates.values()) > 600
     p_yes = {k: y / n for k, (y, n) in rates.items()}
     assert abs(p_yes["yes"] - p_yes["no"]) < 0.045, p_yes  # unbalanced items: 0.06 apart here
+
+
+def test_multi_turn_sequence_targets_every_answer(processor, tokenizer):
+    """Dense VQA turns for the judge: one image, several answered prompts; labels on each
+    answer and its </s>; one turn encodes exactly like a single judge item."""
+    img, prompt = items(1)[0]
+    one = processor.encode_turns(img, [(prompt, "Yes")])
+    assert one["input_ids"].tolist() == processor.encode(img, prompt, "Yes")["input_ids"].tolist()
+    assert one["labels"].tolist() == processor.encode(img, prompt, "Yes")["labels"].tolist()
+    turns = [("What color is it?", "red"), ("How many squares are there?", "1")]
+    enc = processor.encode_turns(img, turns)
+    ids, labels = enc["input_ids"].tolist(), enc["labels"].tolist()
+    assert ids.count(processor.answer_id) == 2 and ids.count(processor.eos_id) == 2
+    targets = [t for t in labels if t != IGNORE_INDEX]
+    want = []
+    for _, answer in turns:
+        want += [*tokenizer.encode(answer, add_special_tokens=False), processor.eos_id]
+    assert targets == want
+    with pytest.raises(ValueError, match="at least one turn"):
+        processor.encode_turns(img, [])
+
+
+def test_judge_vqa_examples_are_true_dense_conversations(tmp_path):
+    from genixer.stages.judge_train import vqa_examples
+    from genixer.world import ShapesWorld
+    from genixer.world.questions import true_answer
+
+    images = ShapesWorld(seed=3, splits={"judge": 20}).materialize(tmp_path)["judge"]
+    examples = vqa_examples(images, 2, seed=0)
+    assert len(examples) == 40 and vqa_examples(images, 2, seed=0) == examples
+    assert vqa_examples(images, 0, seed=0) == []
+    for img, turns in examples:
+        assert len(turns) >= 4  # every kind the scene allows, once
+        for q, a in turns:
+            assert true_answer(img.scene, q)[1] == a
+
+
+def test_explained_verdicts_start_with_the_verdict_and_state_the_truth(tmp_path, processor):
+    """``filter.train.explain``: the same items, the answer ``Yes, it is 2.`` / ``No, it is
+    red.``; the verdict stays the first answer token (where P(Yes) is read), and what
+    follows is the scene's true answer to the question."""
+    from genixer.stages.judge_train import judge_examples
+    from genixer.world import ShapesWorld
+    from genixer.world.questions import true_answer
+
+    images = ShapesWorld(seed=5, splits={"judge": 30}).materialize(tmp_path)["judge"]
+    plain = judge_examples(images, 6, 0.5, seed=1)
+    explained = judge_examples(images, 6, 0.5, seed=1, explain=True)
+    assert [(i.id, p) for i, (p, _) in plain] == [(i.id, p) for i, (p, _) in explained]
+    for (img, (prompt, label)), (_, (_, answer)) in zip(plain, explained, strict=True):
+        assert answer.startswith(f"{label}, ")
+        question = prompt.split("Question: ", 1)[1].split(" Answer: ", 1)[0]
+        truth = true_answer(img.scene, question)[1]
+        assert answer.endswith(f"it is {truth}." if truth is not None else "single answer.")
+        first = processor.encode(img_stub(), prompt, answer)["labels"]
+        assert [t for t in first.tolist() if t != IGNORE_INDEX][0] == (
+            processor.yes_id if label == "Yes" else processor.no_id
+        )
+
+
+def img_stub() -> Image.Image:
+    return Image.new("RGB", (32, 32), (200, 200, 200))

@@ -25,6 +25,7 @@ from genixer.models import (
     save_tokenizer,
     save_vlm,
 )
+from genixer.models.generation import Phases
 from genixer.models.processor import IGNORE_INDEX
 
 CORPUS = [
@@ -245,6 +246,45 @@ def test_seeded_sampler_rows_are_independent():
     assert both.tolist() == alone
     nucleus = SeededSampler([5, 6, 7], temperature=1.0, top_p=1e-6)(None, scores).argmax(-1)
     assert torch.equal(nucleus, scores.argmax(-1))  # a tiny nucleus keeps only the top token
+
+
+def test_phases_tell_questions_from_answers():
+    q, a = [7, 1], [9, 1]  # "Question:" and "Answer:" as ids
+    phases = Phases(1.0, answer_markers=[a], question_markers=[q])
+    assert not phases.in_answer([])
+    assert not phases.in_answer(q + [3, 4])
+    assert phases.in_answer(q + [3] + a + [5])
+    assert not phases.in_answer(q + [3] + a + [5] + q + [6])  # the next turn's question
+    assert phases.in_answer(q + [3] + a + [5] + q + [6] + a)
+    with pytest.raises(ValueError, match="answer marker"):
+        Phases(1.0, answer_markers=[[]], question_markers=[q])
+
+
+def test_seeded_sampler_answers_at_their_own_temperature():
+    """Rows inside an answer take the answer temperature (0: argmax); rows still asking
+    sample at the question temperature; a row's draws stay aligned with its seed."""
+    torch.manual_seed(4)
+    scores = torch.randn(2, 50)
+    answer = [9, 1]
+    phases = Phases(1.0, answer_markers=[answer], question_markers=[[7, 1]])
+    prompt = torch.zeros(2, 3, dtype=torch.long)
+    sampler = SeededSampler([5, 6], temperature=0.0, phases=phases)
+    sampler(prompt, scores)  # the first call fixes the prompt length
+    ids = torch.cat([prompt, torch.tensor([[7, 1, 3, *answer], [7, 1, 3, 4, 2]])], 1)
+    chosen = sampler(ids, scores).argmax(-1)
+    assert chosen[0] == scores[0].argmax()  # answering: greedy
+    free = SeededSampler([5, 6], temperature=1.0)
+    free(None, scores)  # the same number of draws as above
+    assert chosen[1] == free(None, scores).argmax(-1)[1]  # asking: sampled at 1.0
+
+
+def test_generation_with_equal_phase_temperatures_is_plain_sampling(model, proc):
+    items = [(_image("red"), [("Ask one question.", None)]), (_image("blue"), [("Q", None)])]
+    plain = generate(model, proc, items, [3, 4], max_new_tokens=12, temperature=0.7)
+    ids = [proc.tokenizer.encode(m, add_special_tokens=False) for m in (" Answer:", "Answer:")]
+    phases = Phases(0.7, answer_markers=ids, question_markers=[])
+    same = generate(model, proc, items, [3, 4], max_new_tokens=12, temperature=0.7, phases=phases)
+    assert same == plain
 
 
 def test_num_image_tokens_full_strategy(tok):

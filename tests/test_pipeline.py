@@ -180,3 +180,23 @@ def test_judge_scores_records_in_both_modes(tmp_path):
     assert s1 == s2 and all(0 < v <= 1 for v in s1.values())
     with pytest.raises(ValueError, match="score_mode"):
         judge_scores(judge, proc, records, tmp_path, tmp_path / "e", "vibes", 4, seed=3)
+
+
+def test_question_temperature_is_its_own_generation_setting(compose_cfg, tmp_path):
+    """``generate.question_temperature`` unset keeps the generate stage's key; set, it is a
+    new stage whose records say so; equal to ``temperature`` it writes the same texts."""
+    from genixer.pipeline import Pipeline
+
+    base = [*tiny_overrides(tmp_path), "stop_after=generate"]
+    plain = Pipeline(compose_cfg(base))
+    plain.run()
+    same = Pipeline(compose_cfg([*base, "generate.question_temperature=0.2"]))
+    same.run()
+    assert same.results["train_generator"].status == "reused"
+    assert same.results["generate"].status == "ran"
+    raw = {r.id: r.raw for r in plain.records}
+    assert raw and {r.id: r.raw for r in same.records} == raw
+    assert {r.provenance["question_temperature"] for r in same.records} == {0.2}
+    again = Pipeline(compose_cfg([*base, "generate.question_temperature=null"]))
+    again.run()
+    assert again.results["generate"].status == "reused"

@@ -73,3 +73,27 @@ def test_wrong_answer_is_never_the_truth_and_prefers_confusable_ones():
         wrong_answer(scene, "What color is the triangle?", None, rng, hard=0.0) for _ in range(200)
     }
     assert uniform == {"red", "green", "blue", "yellow"}
+
+
+def test_patch_labels_factor_into_shape_and_colour():
+    """The vision pretraining's targets: each patch's object, and its shape and colour on
+    their own (0 where the patch holds nothing)."""
+    from genixer.models.vision_pretrain import factor_labels, patch_labels
+    from genixer.world.scene import COLORS, SHAPES, Obj, Scene
+
+    scene = Scene(
+        48,
+        48,
+        3,
+        [Obj("circle", "red", 0, (1, 1, 14, 14)), Obj("triangle", "yellow", 5, (33, 17, 46, 30))],
+    )
+    labels = patch_labels(scene, 48, 16)
+    factors = factor_labels(labels)
+    by_cell = {o.cell: o for o in scene.objects}
+    for cell in range(9):
+        o = by_cell.get(cell)
+        shape, color = int(factors["shape"][cell]), int(factors["color"][cell])
+        if o is None:
+            assert labels[cell] == 0 and shape == 0 and color == 0
+        else:
+            assert SHAPES[shape - 1] == o.shape and COLORS[color - 1] == o.color

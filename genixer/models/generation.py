@@ -28,9 +28,14 @@ class SeededSampler(LogitsProcessor):
 
     Args:
         seeds: one seed per batch row.
-        temperature: > 0; the logits are divided by it before the softmax.
+        temperature: >= 0; the logits are divided by it before the softmax (0: argmax).
         top_p: optional nucleus cut (keep the most likely tokens whose mass reaches top_p).
         decimals: log-probabilities are rounded to this many decimals before sampling.
+        phases: optional :class:`Phases`: rows sample at ``phases.question_temperature``
+            while they write a question and at ``temperature`` while they write an answer.
+
+    Every row draws exactly one number per step whatever its temperature, so a row's draws
+    stay aligned with its seed.
     """
 
     def __init__(
@@ -39,8 +44,11 @@ class SeededSampler(LogitsProcessor):
         temperature: float,
         top_p: float | None = None,
         decimals: int = LOGPROB_DECIMALS,
+        phases: Phases | None = None,
     ) -> None:
-        if temperature <= 0:
+        if temperature < 0 or (phases is not None and phases.question_temperature < 0):
+            raise ValueError("temperatures must be >= 0")
+        if temperature == 0 and phases is None:
             raise ValueError("SeededSampler needs temperature > 0 (use greedy for 0)")
         if top_p is not None and not 0.0 < top_p <= 1.0:
             raise ValueError("top_p must be in (0, 1]")
@@ -48,7 +56,9 @@ class SeededSampler(LogitsProcessor):
         self.temperature = float(temperature)
         self.top_p = top_p
         self.scale = 10.0**decimals
+        self.phases = phases
         self.generators: list[torch.Generator] | None = None
+        self.prompt_len: int | None = None
 
     def _generators(self) -> list[torch.Generator]:
         # Created on first use (one generate call = one sampler); CPU generators, since the
@@ -57,12 +67,30 @@ class SeededSampler(LogitsProcessor):
             self.generators = [torch.Generator(device="cpu").manual_seed(s) for s in self.seeds]
         return self.generators
 
+    def _temperatures(self, input_ids: torch.LongTensor | None, rows: int) -> torch.Tensor:
+        """Each row's temperature for this step (float64, CPU)."""
+        if self.phases is None:
+            return torch.full((rows,), self.temperature, dtype=torch.float64)
+        if self.prompt_len is None:  # the first call sees the (left-padded) prompt alone
+            self.prompt_len = input_ids.shape[1]
+        new = input_ids[:, self.prompt_len :].tolist()
+        return torch.tensor(
+            [
+                self.temperature if self.phases.in_answer(row) else self.phases.question_temperature
+                for row in new
+            ],
+            dtype=torch.float64,
+        )
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if scores.shape[0] != len(self.seeds):
             raise ValueError(f"{scores.shape[0]} rows but {len(self.seeds)} seeds")
+        temps = self._temperatures(input_ids, scores.shape[0]).unsqueeze(1)
+        greedy = temps.squeeze(1) == 0
         # float64 on CPU: the same rounded numbers give the same sums whatever the batch (CPU
         # sort/cumsum/searchsorted work row by row, so a row's result ignores its neighbours).
-        logp = torch.log_softmax(scores.detach().double().cpu() / self.temperature, dim=-1)
+        logits = scores.detach().double().cpu()
+        logp = torch.log_softmax(logits / temps.clamp(min=1e-6), dim=-1)
         logp = torch.round(logp * self.scale) / self.scale
         # Descending order, ties by token id (stable sort): a fixed order for the inverse CDF.
         p_sorted, order = torch.sort(logp.exp(), dim=-1, descending=True, stable=True)
@@ -77,10 +105,50 @@ class SeededSampler(LogitsProcessor):
             [torch.rand((), generator=g, dtype=torch.float64) for g in self._generators()]
         )
         index = torch.searchsorted(cum, u.unsqueeze(1) * total, right=True)
-        chosen = order.gather(1, torch.minimum(index, last)).squeeze(1).to(scores.device)
+        chosen = order.gather(1, torch.minimum(index, last)).squeeze(1)
+        if greedy.any():  # rows at temperature 0 take the argmax (first on ties)
+            chosen = torch.where(greedy, logits.argmax(-1), chosen)
+        chosen = chosen.to(scores.device)
         out = torch.full_like(scores, float("-inf"))
         out[torch.arange(scores.shape[0], device=scores.device), chosen] = 0.0
         return out
+
+
+class Phases:
+    """Where a generated row stands: writing a question or an answer.
+
+    A row is in an answer from the last ``answer`` marker it wrote until the next
+    ``question`` marker (markers are token id sequences; a multi-turn sample alternates).
+    It lets a generator ask at one temperature and answer at another: what to ask is where
+    diversity belongs, what the answer is should be the model's best guess.
+    """
+
+    def __init__(
+        self,
+        question_temperature: float,
+        answer_markers: list[list[int]],
+        question_markers: list[list[int]],
+    ) -> None:
+        if not answer_markers or not all(answer_markers):
+            raise ValueError("Phases needs at least one non-empty answer marker")
+        self.question_temperature = float(question_temperature)
+        self.answer_markers = [list(m) for m in answer_markers]
+        self.question_markers = [list(m) for m in question_markers if m]
+
+    @staticmethod
+    def _last_end(row: list[int], markers: list[list[int]]) -> int:
+        best = -1
+        for m in markers:
+            n = len(m)
+            for end in range(len(row), n - 1, -1):
+                if row[end - n : end] == m:
+                    best = max(best, end)
+                    break
+        return best
+
+    def in_answer(self, row: list[int]) -> bool:
+        a = self._last_end(row, self.answer_markers)
+        return a >= 0 and a > self._last_end(row, self.question_markers)
 
 
 @torch.inference_mode()
@@ -93,6 +161,7 @@ def generate(
     temperature: float = 0.2,
     top_p: float | None = None,
     stats: dict | None = None,
+    phases: Phases | None = None,
 ) -> list[str]:
     """Generate one answer per ``(image, turns)`` item in a single batched call.
 
@@ -100,7 +169,8 @@ def generate(
     otherwise row ``i`` is sampled with a generator seeded by ``seeds[i]``, so an item's text
     does not depend on the other items in the batch. Stops at ``</s>``; returns only the new
     text, special tokens removed and stripped. ``stats``, if given, gets ``new_tokens``: per
-    item, how many tokens it generated (up to and including ``</s>``).
+    item, how many tokens it generated (up to and including ``</s>``). ``phases`` samples
+    questions at their own temperature (see :class:`Phases`).
     """
     if len(items) != len(seeds):
         raise ValueError(f"{len(items)} items but {len(seeds)} seeds")
@@ -124,8 +194,8 @@ def generate(
         bos_token_id=processor.bos_id,
     )
     processors = LogitsProcessorList()
-    if temperature > 0:
-        processors.append(SeededSampler(seeds, temperature, top_p))
+    if temperature > 0 or phases is not None:
+        processors.append(SeededSampler(seeds, temperature, top_p, phases=phases))
     was_training = model.training
     model.eval()
     try:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from transformers import FuyuConfig, FuyuForCausalLM, PreTrainedTokenizerBase
 
 from genixer.chat import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN
@@ -216,17 +217,39 @@ class JudgeProcessor:
         self, image: Image.Image, prompt: str, answer: str | None = None
     ) -> dict[str, torch.Tensor]:
         """One example. With ``answer`` the result has ``labels`` on the answer + ``</s>`` only."""
-        ids = [*self.image_token_ids(), self.bos_id, *self._text_ids(prompt), self.answer_id]
-        if self.patch_id in ids[len(self.image_token_ids()) :]:
+        if answer is not None:
+            return self.encode_turns(image, [(prompt, answer)])
+        ids = [*self.image_token_ids(), self.bos_id, *self._prompt_ids(prompt)]
+        return {"pixel_values": self.image_patches(image), "input_ids": torch.tensor(ids)}
+
+    def encode_turns(
+        self, image: Image.Image, turns: list[tuple[str, str]]
+    ) -> dict[str, torch.Tensor]:
+        """A training sequence of one or more answered prompts about one image,
+        ``<s> {p1} <0x04> {a1} </s> {p2} <0x04> {a2} </s> ...``, labels on every answer and
+        its ``</s>``. One turn is exactly what :meth:`encode` gives with an answer; several
+        turns are dense VQA supervision (the judge learns to see from them)."""
+        if not turns:
+            raise ValueError("a judge example needs at least one turn")
+        ids = [*self.image_token_ids(), self.bos_id]
+        labels = [IGNORE_INDEX] * len(ids)
+        for prompt, answer in turns:
+            prompt_ids = self._prompt_ids(prompt)
+            target = [*self._text_ids(answer), self.eos_id]
+            ids += prompt_ids + target
+            labels += [IGNORE_INDEX] * len(prompt_ids) + target
+        return {
+            "pixel_values": self.image_patches(image),
+            "input_ids": torch.tensor(ids),
+            "labels": torch.tensor(labels),
+        }
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        """A prompt's ids up to and including the beginning-of-answer token."""
+        ids = self._text_ids(prompt)
+        if self.patch_id in ids:
             raise ValueError(f"the prompt must not contain {PATCH_TOKEN}")
-        out = {"pixel_values": self.image_patches(image)}
-        if answer is None:
-            out["input_ids"] = torch.tensor(ids)
-            return out
-        target = [*self._text_ids(answer), self.eos_id]
-        out["input_ids"] = torch.tensor(ids + target)
-        out["labels"] = torch.tensor([IGNORE_INDEX] * len(ids) + target)
-        return out
+        return [*ids, self.answer_id]
 
     def collate(
         self, items: list[dict[str, torch.Tensor]], padding_side: str = "left"
@@ -259,6 +282,31 @@ class JudgeProcessor:
         out["position_ids"] = (out["attention_mask"].cumsum(-1) - 1).clamp(min=0)
         out["pixel_values"] = torch.stack([item["pixel_values"] for item in items])
         return out
+
+
+class JudgePatchFeatures(nn.Module):
+    """The judge's own patch features: its linear patch embedding and first ``layer``
+    decoder layers run over the image tokens alone, read at the patch positions.
+
+    Fuyu has no vision encoder; pretraining these features to name what lies under each
+    patch (:func:`genixer.models.vision_pretrain.pretrain_patches`) gives the judge eyes
+    before it learns to judge from one yes/no bit per example.
+    """
+
+    def __init__(self, model: FuyuForCausalLM, processor: JudgeProcessor, layer: int = 1):
+        super().__init__()
+        self.model = model
+        self.layer = layer
+        ids = torch.tensor(processor.image_token_ids())
+        self.register_buffer("input_ids", ids, persistent=False)
+        self.register_buffer("is_patch", ids == processor.patch_id, persistent=False)
+        self.hidden_size = model.config.text_config.hidden_size
+        self.num_patches = int(self.is_patch.sum())
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        ids = self.input_ids.expand(len(pixel_values), -1)
+        out = self.model.model(input_ids=ids, pixel_values=pixel_values, output_hidden_states=True)
+        return out.hidden_states[self.layer][:, self.is_patch]
 
 
 def _to_model(batch: dict[str, torch.Tensor], model: FuyuForCausalLM) -> dict[str, torch.Tensor]:

@@ -38,32 +38,67 @@ def patch_labels(scene: Scene, image_size: int, patch_size: int) -> torch.Tensor
     return labels
 
 
-class PatchAttributeModule(L.LightningModule):
-    """A CLIP vision tower plus a linear head reading the feature layer the VLM uses."""
+def factor_labels(labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Combined patch classes -> shape and colour classes (0 = no object for both)."""
+    present = labels > 0
+    shape = torch.where(present, (labels - 1) // len(COLORS) + 1, 0)
+    color = torch.where(present, (labels - 1) % len(COLORS) + 1, 0)
+    return {"shape": shape, "color": color}
 
-    def __init__(self, tower: nn.Module, feature_layer: int, lr: float) -> None:
+
+class TowerFeatures(nn.Module):
+    """A CLIP vision tower's patch features at the layer the VLM reads (CLS dropped)."""
+
+    def __init__(self, tower: nn.Module, feature_layer: int) -> None:
         super().__init__()
         self.tower = tower
         self.feature_layer = feature_layer
-        self.head = nn.Linear(tower.config.hidden_size, NUM_CLASSES)
+        self.hidden_size = tower.config.hidden_size
+        self.num_patches = (tower.config.image_size // tower.config.patch_size) ** 2
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        out = self.tower(pixel_values=pixel_values, output_hidden_states=True)
+        return out.hidden_states[self.feature_layer][:, 1:]  # drop CLS, as "default" does
+
+
+class PatchAttributeModule(L.LightningModule):
+    """Linear heads naming what lies under each patch, read from ``encoder``'s features
+    (``(batch, patches, hidden)``): the object, its shape, its colour, the patch's cell."""
+
+    def __init__(self, encoder: nn.Module, lr: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.hidden_size
+        self.head = nn.Linear(hidden, NUM_CLASSES)
+        # Shape and colour each named on their own as well: the language model searches the
+        # patches by one attribute ("the circle", "the red objects"), which needs each
+        # attribute to be a direction of its own in the features, not a union of the
+        # combined classes (a union of softmax regions need not be linearly separable).
+        self.shape_head = nn.Linear(hidden, 1 + len(SHAPES))
+        self.color_head = nn.Linear(hidden, 1 + len(COLORS))
         # Naming each patch's own grid position makes the features carry it linearly, so
         # the language model can read "where" from a token instead of inferring it.
-        n_patches = (tower.config.image_size // tower.config.patch_size) ** 2
-        self.position_head = nn.Linear(tower.config.hidden_size, n_patches)
+        self.position_head = nn.Linear(hidden, encoder.num_patches)
         self.lr = lr
 
-    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.tower(pixel_values=pixel_values, output_hidden_states=True)
-        feats = out.hidden_states[self.feature_layer][:, 1:]  # drop CLS, as "default" does
-        return self.head(feats), self.position_head(feats)
+    def forward(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.encoder(pixel_values)
+        return {
+            "object": self.head(feats),
+            "shape": self.shape_head(feats),
+            "color": self.color_head(feats),
+            "position": self.position_head(feats),
+        }
 
     def training_step(self, batch, batch_idx):
         pixels, labels = batch
-        logits, where = self(pixels)
-        positions = torch.arange(where.shape[1], device=where.device).expand(where.shape[0], -1)
+        heads = self(pixels)
+        logits = heads["object"]
+        positions = torch.arange(logits.shape[1], device=logits.device).expand(len(labels), -1)
+        targets = {"object": labels, "position": positions} | factor_labels(labels)
         ce = nn.functional.cross_entropy
-        loss = ce(logits.reshape(-1, NUM_CLASSES), labels.reshape(-1)) + ce(
-            where.reshape(-1, where.shape[-1]), positions.reshape(-1)
+        loss = sum(
+            ce(heads[k].reshape(-1, heads[k].shape[-1]), targets[k].reshape(-1)) for k in heads
         )
         acc = (logits.argmax(-1) == labels).float().mean()
         self.log_dict({"train/loss": loss, "train/patch_acc": acc}, prog_bar=True)
@@ -97,7 +132,22 @@ def pretrain_tower(
 ) -> dict:
     """Train ``tower`` to name each patch's object (``labels`` from :func:`patch_labels`) for
     ``train_cfg.steps`` steps of ``trainer`` (built with that ``max_steps``)."""
-    module = PatchAttributeModule(tower, feature_layer, train_cfg.lr)
+    return pretrain_patches(
+        TowerFeatures(tower, feature_layer), pixels, labels, train_cfg, trainer, seed
+    )
+
+
+def pretrain_patches(
+    encoder: nn.Module,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    train_cfg,
+    trainer: L.Trainer,
+    seed: int,
+) -> dict:
+    """Train ``encoder`` (pixels -> per-patch features, with ``hidden_size`` and
+    ``num_patches``) to name what lies under each patch."""
+    module = PatchAttributeModule(encoder, train_cfg.lr)
     loader = DataLoader(
         TensorDataset(pixels, labels),
         batch_size=train_cfg.batch_size,

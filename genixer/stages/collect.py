@@ -19,7 +19,7 @@ from genixer.tasks.templates import (
 )
 from genixer.utils import to_plain
 from genixer.world.base import WorldImage
-from genixer.world.questions import KINDS
+from genixer.world.questions import CAPTION_QUESTION, KINDS, caption
 
 PAIRS = "pairs.jsonl"
 PLAIN = "plain_qa.jsonl"
@@ -98,9 +98,12 @@ def plain_rows(
     tag: str,
     tasks: list[str] | None = None,
     per_task: int = 2,
+    with_caption: bool = False,
 ) -> list[dict]:
     """One multi-turn conversation per image: every question kind once (``tasks`` None), or
-    samples of the given tasks in their downstream form."""
+    samples of the given tasks in their downstream form. ``with_caption`` ends each with a
+    dense description of the scene (every object and its cell): supervision on every
+    object at once, where a question teaches one."""
     rng = random.Random(f"{seed}:{tag}")
     rows = []
     for img in images:
@@ -108,6 +111,8 @@ def plain_rows(
             turns = [(t.question, t.answer, t.kind) for t in plain_conversation(img.scene, rng)]
         else:
             turns = task_conversation(img.scene, rng, tasks, per_task)
+        if with_caption:
+            turns.append((CAPTION_QUESTION, caption(img.scene), "caption"))
         rows.append(
             {
                 "image_id": img.id,

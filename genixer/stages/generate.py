@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 
 from genixer.evaluation import normalize_answer
-from genixer.models.generation import generate
+from genixer.models.generation import Phases, generate
 from genixer.models.vlm import load_vlm
 from genixer.record import Record, read_jsonl, record_id, stable_seed, write_jsonl
 from genixer.stages.predict import run_sharded
 from genixer.tasks import AgnosticTask, ParseError, detect_grounding, get_task
+from genixer.tasks.base import ANSWER_MARKER, QUESTION_MARKER
 from genixer.tasks.generic import detect_generic
 from genixer.tasks.templates import instruction
 from genixer.world.base import WorldImage, load_image
@@ -68,6 +69,8 @@ def generation_key(gen_cfg: dict) -> dict:
     key = {k: v for k, v in gen_cfg.items() if k not in RUNTIME_KEYS}
     if key.get("backend", "hf") == "hf":
         key.pop("backend", None)
+    if key.get("question_temperature") is None:
+        key.pop("question_temperature", None)
     return key
 
 
@@ -89,6 +92,19 @@ class GenerationPredictor:
     def prepare(self, reqs: list[dict]) -> list:
         return [load_image(self.root, r["image"]) for r in reqs]
 
+    def phases(self) -> Phases | None:
+        """``question_temperature`` set: questions and answers sample at their own
+        temperatures, told apart by the markers of the ``Question: ... Answer: ...`` format."""
+        qt = self.decoding.get("question_temperature")
+        if qt is None:
+            return None
+        tok = self.processor.tokenizer
+
+        def ids(marker: str) -> list[list[int]]:
+            return [tok.encode(m, add_special_tokens=False) for m in (marker, f" {marker}")]
+
+        return Phases(float(qt), ids(ANSWER_MARKER), ids(QUESTION_MARKER))
+
     def predict(self, model, images: list, reqs: list[dict]) -> list[dict]:
         stats: dict = {}
         texts = generate(
@@ -100,6 +116,7 @@ class GenerationPredictor:
             temperature=self.decoding["temperature"],
             top_p=self.decoding.get("top_p"),
             stats=stats,
+            phases=self.phases(),
         )
         return [
             dict(r, raw=t, new_tokens=n)
@@ -131,6 +148,8 @@ def run_generation(
     instead (one process driving the GPUs; same rows, same shards)."""
     if backend not in BACKENDS:
         raise ValueError(f"generate.backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "vllm" and decoding.get("question_temperature") is not None:
+        raise ValueError("generate.question_temperature is not supported by the vllm backend")
     predictor = GenerationPredictor(processor, root, decoding)
     load_model = partial(load_vlm, str(checkpoint)) if checkpoint is not None else None
     if backend == "vllm":

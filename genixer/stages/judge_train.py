@@ -7,6 +7,11 @@ with their true answer (label ``Yes``), the rest with a wrong one (``No``), of w
 or name): the errors a generator actually makes. For yes/no questions the true answer is
 itself drawn 50/50 (questions are redrawn until it matches), so that neither "yes" nor "no"
 shown as the answer says anything about the label: the judge has to look at the image.
+
+One yes/no bit per sequence is a slow way to learn to see. ``vqa_examples`` adds dense VQA
+conversations about the same images (every question kind once, answered in words, several
+turns per sequence), the role Fuyu-8B's own pretraining plays before it is asked to judge.
+They are separate sequences, so a judge item never sees the answer in its context.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import random
 
 from genixer.record import QA
+from genixer.stages.collect import plain_conversation
 from genixer.tasks.base import judge_prompt
 from genixer.world.questions import KINDS, random_question, wrong_answer
 
@@ -21,10 +27,25 @@ YES_NO = ("yes", "no")
 MAX_REDRAWS = 20
 
 
+NO_SINGLE_ANSWER = "there is no single answer"
+
+
+def verdict(label: str, truth: str | None, explain: bool) -> str:
+    """The judge's training answer: ``Yes`` / ``No``, or with ``explain`` the verdict
+    followed by the true answer (``No, it is 2.``). The verdict is still the first token,
+    where the score is read; the explanation is a dense target that correlates with the
+    image alone, so the judge learns to see instead of learning only the text's priors
+    (a yes/no bit that depends on image and answer jointly gives no such gradient)."""
+    if not explain:
+        return label
+    return f"{label}, {NO_SINGLE_ANSWER}." if truth is None else f"{label}, it is {truth}."
+
+
 def judge_examples(
-    images, items_per_image: int, hard_negatives: float, seed: int
+    images, items_per_image: int, hard_negatives: float, seed: int, explain: bool = False
 ) -> list[tuple[object, tuple[str, str]]]:
-    """``(image item, (judge prompt, "Yes" | "No"))`` pairs, the same for the same seed."""
+    """``(image item, (judge prompt, answer))`` pairs, the same for the same seed; the answer
+    is the verdict (``Yes`` / ``No``), explained when ``explain`` (see :func:`verdict`)."""
     rng = random.Random(f"{seed}:judge")
     kinds = tuple(k.name for k in KINDS)
     examples = []
@@ -42,5 +63,16 @@ def judge_examples(
             else:
                 answer = wrong_answer(img.scene, q, truth, rng, hard_negatives)
                 label = "No"
-            examples.append((img, (judge_prompt(QA(q, answer)), label)))
+            examples.append((img, (judge_prompt(QA(q, answer)), verdict(label, truth, explain))))
     return examples
+
+
+def vqa_examples(images, per_image: int, seed: int) -> list[tuple[object, list[tuple[str, str]]]]:
+    """``(image item, [(question, answer), ...])``: ``per_image`` fresh multi-turn VQA
+    conversations per judge image, the same for the same seed."""
+    rng = random.Random(f"{seed}:judge_vqa")
+    return [
+        (img, [(t.question, t.answer) for t in plain_conversation(img.scene, rng)])
+        for img in images
+        for _ in range(per_image)
+    ]

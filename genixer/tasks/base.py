@@ -16,6 +16,8 @@ from genixer.tasks.templates import JUDGE_PROMPT
 from genixer.world.questions import BY_NAME, classify
 from genixer.world.scene import Scene
 
+QUESTION_MARKER = "Question:"
+ANSWER_MARKER = "Answer:"
 _PAIR_RE = re.compile(r"Question:(?P<q>.*?)Answer:(?P<a>.*?)(?=Question:|\Z)", re.DOTALL)
 
 
@@ -30,7 +32,7 @@ class ParseError(ValueError):
 def format_pair(question: str, answer: str) -> str:
     answer = answer.strip()
     end = "" if answer.endswith((".", "?", "!")) else "."
-    return f"Question: {question.strip()} Answer: {answer}{end}"
+    return f"{QUESTION_MARKER} {question.strip()} {ANSWER_MARKER} {answer}{end}"
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
