@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -64,8 +65,9 @@ log = logging.getLogger(__name__)
 # Bump a stage's version when its code changes what it writes: the cache key includes it.
 STAGE_VERSIONS = {
     "world": 1,
-    "collect": 4,
-    "pretrain_vision": 3,
+    "collect": 5,
+    "pairs": 1,
+    "pretrain_vision": 2,
     "train_base": 1,
     "train_generator": 1,
     "generate": 1,
@@ -158,22 +160,31 @@ class Pipeline:
                 break
         return build_summary(self, time.perf_counter() - start)
 
-    def _collect(self, folder: Path) -> dict:
+    def _generator_pairs(self, tau: dict[str, float]) -> tuple[list[dict], dict]:
         c = self.cfg.generator.collection
         labeled = L.read_samples(self.world.path)
         if labeled is not None:  # world=collection: samples converted from public datasets
-            pairs, skipped = L.generator_pairs(
-                labeled, list(c.tasks), C.effective_tau(c), self.seed
-            )
+            return L.generator_pairs(labeled, list(c.tasks), tau, self.seed)
+        return C.generator_pairs(
+            self.splits["collection"], list(c.tasks), dict(c.share), tau, self.seed
+        )
+
+    def _pairs_fn(self, folder: Path) -> dict:
+        """The generator's training pairs at the configured tau (the instruction levels)."""
+        pairs, _ = self._generator_pairs(C.effective_tau(self.cfg.generator.collection))
+        C.write_pairs(folder, pairs)
+        generic = Counter(p["task"] for p in pairs if "+" not in p["template_id"])
+        return {"pairs": len(pairs), "generic_only": dict(sorted(generic.items()))}
+
+    def _collect(self, folder: Path) -> dict:
+        """Plain conversations, the tokenizer and what the pairs hold (kinds, tasks): all
+        independent of tau, which the ``pairs`` stage applies."""
+        c = self.cfg.generator.collection
+        labeled = L.read_samples(self.world.path)
+        pairs, skipped = self._generator_pairs(C.untau(c.tasks))
+        if labeled is not None:
             plain = L.plain_rows(labeled, list(c.tasks))
         else:
-            pairs, skipped = C.generator_pairs(
-                self.splits["collection"],
-                list(c.tasks),
-                dict(c.share),
-                C.effective_tau(c),
-                self.seed,
-            )
             plain_tasks = c.get("plain_tasks")
             plain = C.plain_rows(
                 self.splits["collection"],
@@ -181,9 +192,8 @@ class Pipeline:
                 "plain",
                 list(plain_tasks) if plain_tasks else None,
                 c.get("plain_per_task", 2),
-                with_caption=bool(c.get("plain_caption", False)),
             )
-        C.write_collection(folder, pairs, plain)
+        C.write_plain(folder, plain)
         tok = build_tokenizer(C.tokenizer_corpus(pairs, plain), self.cfg.generator.vocab_size)
         save_tokenizer(tok, folder / "tokenizer")
         return {
@@ -222,11 +232,17 @@ class Pipeline:
             )
         base_inputs = {"collect": self.collect} | ({"vision": self.vision} if self.vision else {})
         self.base = self._stage("train_base", base_key, base_inputs, self._base)
+        self.pairs = self._stage(
+            "pairs",
+            C.pairs_key(g.collection) | {"seed": self.seed},
+            {"collect": self.collect},
+            self._pairs_fn,
+        )
         gen_key = {"train": g.gen_train, "trainer": self._trainer_key(), "seed": self.seed}
         self.generator = self._stage(
             "train_generator",
             gen_key,
-            {"base": self.base, "collect": self.collect},
+            {"base": self.base, "collect": self.collect, "pairs": self.pairs},
             self._gen_train,
         )
 
@@ -281,7 +297,7 @@ class Pipeline:
         g = self.cfg.generator
         model = load_vlm(self.base.path / "model")
         tokenizer = self._tokenizer_at(self.base.path / "model")
-        pairs = C.read_pairs(self.collect.path)
+        pairs = C.read_pairs(self.pairs.path)
         examples = [(self.by_id[p["image_id"]], [(p["instruction"], p["target"])]) for p in pairs]
         # Plain VQA kept in the mix: without it the generator forgets how to answer.
         plain = C.read_plain(self.collect.path)
@@ -517,7 +533,9 @@ class Pipeline:
             default_root_dir=str(folder / "vision_logs"),
         )
         encoder = JudgePatchFeatures(model, processor, int(f.vision_pretrain.get("layer", 1)))
-        return pretrain_patches(encoder, pixels, labels, f.vision_pretrain, trainer, self.seed)
+        return pretrain_patches(
+            encoder, pixels, labels, f.vision_pretrain, trainer, self.seed, factored=True
+        )
 
     def _clip_scorer(self, model):
         f = self.cfg.filter

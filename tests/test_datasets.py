@@ -453,7 +453,7 @@ def test_collection_world_feeds_the_generator(compose_cfg, data_root, tmp_path):
     samples = list(read_jsonl(p.world.path / "samples.jsonl"))
     assert info["pairs"] == len(samples) == info["plain"] == 15
     assert info["task_counts"] == {"common": 6, "adv": 3, "mcvqa": 2, "md": 4}
-    pairs = list(read_jsonl(p.results["collect"].path / "pairs.jsonl"))
+    pairs = list(read_jsonl(p.results["pairs"].path / "pairs.jsonl"))
     assert {r["image_id"] for r in pairs} <= {i.id for i in p.splits["collection"]}
     assert any(
         r["target"].startswith("Question: What is the man by the bags awaiting?") for r in pairs

@@ -248,41 +248,39 @@ def test_seeded_sampler_rows_are_independent():
     assert torch.equal(nucleus, scores.argmax(-1))  # a tiny nucleus keeps only the top token
 
 
-def test_phases_tell_questions_from_answers():
-    q, a = [7, 1], [9, 1]  # "Question:" and "Answer:" as ids
-    phases = Phases(1.0, answer_markers=[a], question_markers=[q])
-    assert not phases.in_answer([])
-    assert not phases.in_answer(q + [3, 4])
-    assert phases.in_answer(q + [3] + a + [5])
-    assert not phases.in_answer(q + [3] + a + [5] + q + [6])  # the next turn's question
-    assert phases.in_answer(q + [3] + a + [5] + q + [6] + a)
-    with pytest.raises(ValueError, match="answer marker"):
-        Phases(1.0, answer_markers=[[]], question_markers=[q])
+def test_phases_find_the_first_word_of_each_question():
+    q = [7, 1]  # "Question:" as ids
+    phases = Phases(1.0, question_markers=[q, [8, 1]])
+    assert not phases.at_question_start([])
+    assert phases.at_question_start(q)
+    assert not phases.at_question_start(q + [3])  # inside the question
+    assert phases.at_question_start(q + [3, 9, 1, 5, 8, 1])  # the next turn's question
+    with pytest.raises(ValueError, match="question marker"):
+        Phases(1.0, question_markers=[[]])
 
 
-def test_seeded_sampler_answers_at_their_own_temperature():
-    """Rows inside an answer take the answer temperature (0: argmax); rows still asking
-    sample at the question temperature; a row's draws stay aligned with its seed."""
+def test_seeded_sampler_samples_only_question_starts_at_their_temperature():
+    """A row about to write a question's first word samples at the question temperature;
+    any other row at the answer temperature (0: argmax); draws stay aligned with seeds."""
     torch.manual_seed(4)
     scores = torch.randn(2, 50)
-    answer = [9, 1]
-    phases = Phases(1.0, answer_markers=[answer], question_markers=[[7, 1]])
+    phases = Phases(1.0, question_markers=[[7, 1]])
     prompt = torch.zeros(2, 3, dtype=torch.long)
     sampler = SeededSampler([5, 6], temperature=0.0, phases=phases)
     sampler(prompt, scores)  # the first call fixes the prompt length
-    ids = torch.cat([prompt, torch.tensor([[7, 1, 3, *answer], [7, 1, 3, 4, 2]])], 1)
+    ids = torch.cat([prompt, torch.tensor([[7, 1, 3, 4], [3, 4, 7, 1]])], 1)
     chosen = sampler(ids, scores).argmax(-1)
-    assert chosen[0] == scores[0].argmax()  # answering: greedy
+    assert chosen[0] == scores[0].argmax()  # inside a question: greedy
     free = SeededSampler([5, 6], temperature=1.0)
     free(None, scores)  # the same number of draws as above
-    assert chosen[1] == free(None, scores).argmax(-1)[1]  # asking: sampled at 1.0
+    assert chosen[1] == free(None, scores).argmax(-1)[1]  # a question's first word: sampled
 
 
 def test_generation_with_equal_phase_temperatures_is_plain_sampling(model, proc):
     items = [(_image("red"), [("Ask one question.", None)]), (_image("blue"), [("Q", None)])]
     plain = generate(model, proc, items, [3, 4], max_new_tokens=12, temperature=0.7)
-    ids = [proc.tokenizer.encode(m, add_special_tokens=False) for m in (" Answer:", "Answer:")]
-    phases = Phases(0.7, answer_markers=ids, question_markers=[])
+    ids = [proc.tokenizer.encode(m, add_special_tokens=False) for m in (" is", "a")]
+    phases = Phases(0.7, question_markers=ids)
     same = generate(model, proc, items, [3, 4], max_new_tokens=12, temperature=0.7, phases=phases)
     assert same == plain
 

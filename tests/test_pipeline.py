@@ -29,6 +29,7 @@ STAGES = [
     "collect",
     "pretrain_vision",
     "train_base",
+    "pairs",
     "train_generator",
     "generate",
     "dedup",
@@ -102,6 +103,22 @@ def test_a_downstream_only_change_reuses_every_upstream_stage(compose_cfg, tmp_p
     assert status.pop("downstream_baseline") == "ran"
     assert status.pop("downstream_synthetic") == "ran"
     assert set(status.values()) == {"reused"}
+
+
+def test_a_tau_change_retrains_the_generator_but_not_the_base(compose_cfg, tmp_path):
+    """tau only picks each pair's instruction level: the tokenizer, the base model, the judge
+    and the baseline arm are re-used; the pairs and everything after them run again."""
+    from genixer.pipeline import Pipeline
+    from genixer.record import read_jsonl
+
+    Pipeline(compose_cfg(tiny_overrides(tmp_path))).run()
+    p = Pipeline(compose_cfg([*tiny_overrides(tmp_path), "generator.collection.tau_all=1.0"]))
+    p.run()
+    status = {k: v.status for k, v in p.results.items()}
+    reused = {"world", "collect", "pretrain_vision", "train_base", "train_judge"}
+    assert {k for k, v in status.items() if v == "reused"} == reused | {"downstream_baseline"}
+    pairs = list(read_jsonl(p.results["pairs"].path / "pairs.jsonl"))
+    assert pairs and all("+" not in r["template_id"] for r in pairs)  # generic level only
 
 
 class Crash(RuntimeError):
@@ -183,12 +200,13 @@ def test_judge_scores_records_in_both_modes(tmp_path):
 
 
 def test_question_temperature_is_its_own_generation_setting(compose_cfg, tmp_path):
-    """``generate.question_temperature`` unset keeps the generate stage's key; set, it is a
-    new stage whose records say so; equal to ``temperature`` it writes the same texts."""
+    """``generate.question_temperature`` null keeps the generate stage's key of plain
+    sampling; set, it is a new stage whose records say so; equal to ``temperature`` it writes
+    the same texts."""
     from genixer.pipeline import Pipeline
 
     base = [*tiny_overrides(tmp_path), "stop_after=generate"]
-    plain = Pipeline(compose_cfg(base))
+    plain = Pipeline(compose_cfg([*base, "generate.question_temperature=null"]))
     plain.run()
     same = Pipeline(compose_cfg([*base, "generate.question_temperature=0.2"]))
     same.run()

@@ -104,7 +104,7 @@ def test_the_key_follows_values_not_spelling(tmp_path):
 
 
 def test_tau_all_sets_every_tasks_tau_and_keys_on_the_effective_value(compose_cfg):
-    from genixer.stages.collect import collection_key, effective_tau
+    from genixer.stages.collect import collection_key, effective_tau, pairs_key
 
     coll = compose_cfg(BASE).generator.collection
     assert effective_tau(coll) == {"common": 0.2, "adv": 0.2, "mcvqa": 0.5, "md": 0.2}
@@ -113,7 +113,9 @@ def test_tau_all_sets_every_tasks_tau_and_keys_on_the_effective_value(compose_cf
     spelt = compose_cfg(
         [*BASE, "generator.collection.tau={common:0.5,adv:0.5,mcvqa:0.5,md:0.5}"]
     ).generator.collection
-    assert collection_key(spelt) == collection_key(swept) != collection_key(coll)
+    assert pairs_key(spelt) == pairs_key(swept) != pairs_key(coll)
+    # tau picks instruction levels only: the collect stage (and the base model) stay
+    assert collection_key(spelt) == collection_key(swept) == collection_key(coll)
     with pytest.raises(ValueError, match="tau_all"):
         effective_tau(compose_cfg([*BASE, "generator.collection.tau_all=2"]).generator.collection)
 

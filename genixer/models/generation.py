@@ -31,8 +31,9 @@ class SeededSampler(LogitsProcessor):
         temperature: >= 0; the logits are divided by it before the softmax (0: argmax).
         top_p: optional nucleus cut (keep the most likely tokens whose mass reaches top_p).
         decimals: log-probabilities are rounded to this many decimals before sampling.
-        phases: optional :class:`Phases`: rows sample at ``phases.question_temperature``
-            while they write a question and at ``temperature`` while they write an answer.
+        phases: optional :class:`Phases`: a row about to write a question's first word
+            samples it at ``phases.question_temperature``, every other token at
+            ``temperature``.
 
     Every row draws exactly one number per step whatever its temperature, so a row's draws
     stay aligned with its seed.
@@ -74,11 +75,9 @@ class SeededSampler(LogitsProcessor):
         if self.prompt_len is None:  # the first call sees the (left-padded) prompt alone
             self.prompt_len = input_ids.shape[1]
         new = input_ids[:, self.prompt_len :].tolist()
+        qt = self.phases.question_temperature
         return torch.tensor(
-            [
-                self.temperature if self.phases.in_answer(row) else self.phases.question_temperature
-                for row in new
-            ],
+            [qt if self.phases.at_question_start(row) else self.temperature for row in new],
             dtype=torch.float64,
         )
 
@@ -115,40 +114,25 @@ class SeededSampler(LogitsProcessor):
 
 
 class Phases:
-    """Where a generated row stands: writing a question or an answer.
+    """Which rows are about to write the first word of a question.
 
-    A row is in an answer from the last ``answer`` marker it wrote until the next
-    ``question`` marker (markers are token id sequences; a multi-turn sample alternates).
-    It lets a generator ask at one temperature and answer at another: what to ask is where
-    diversity belongs, what the answer is should be the model's best guess.
+    A row has just written a question marker (a token id sequence, e.g. ``Question:``)
+    when its generated ids end with one; its next token is the question's first word,
+    which in the built-in world's question bank decides the kind of question. Sampling that
+    one token at ``question_temperature`` and everything else at the answer temperature
+    lets a generator choose what to ask as its training data taught it, while its words
+    and answers stay its best guess (a low temperature sharpens the choice of kind too,
+    and the generator collapses onto the kind it favours).
     """
 
-    def __init__(
-        self,
-        question_temperature: float,
-        answer_markers: list[list[int]],
-        question_markers: list[list[int]],
-    ) -> None:
-        if not answer_markers or not all(answer_markers):
-            raise ValueError("Phases needs at least one non-empty answer marker")
+    def __init__(self, question_temperature: float, question_markers: list[list[int]]) -> None:
+        if not question_markers or not all(question_markers):
+            raise ValueError("Phases needs at least one non-empty question marker")
         self.question_temperature = float(question_temperature)
-        self.answer_markers = [list(m) for m in answer_markers]
-        self.question_markers = [list(m) for m in question_markers if m]
+        self.question_markers = [list(m) for m in question_markers]
 
-    @staticmethod
-    def _last_end(row: list[int], markers: list[list[int]]) -> int:
-        best = -1
-        for m in markers:
-            n = len(m)
-            for end in range(len(row), n - 1, -1):
-                if row[end - n : end] == m:
-                    best = max(best, end)
-                    break
-        return best
-
-    def in_answer(self, row: list[int]) -> bool:
-        a = self._last_end(row, self.answer_markers)
-        return a >= 0 and a > self._last_end(row, self.question_markers)
+    def at_question_start(self, row: list[int]) -> bool:
+        return any(len(row) >= len(m) and row[len(row) - len(m) :] == m for m in self.question_markers)
 
 
 @torch.inference_mode()

@@ -19,7 +19,7 @@ from genixer.tasks.templates import (
 )
 from genixer.utils import to_plain
 from genixer.world.base import WorldImage
-from genixer.world.questions import CAPTION_QUESTION, KINDS, caption
+from genixer.world.questions import KINDS
 
 PAIRS = "pairs.jsonl"
 PLAIN = "plain_qa.jsonl"
@@ -98,12 +98,9 @@ def plain_rows(
     tag: str,
     tasks: list[str] | None = None,
     per_task: int = 2,
-    with_caption: bool = False,
 ) -> list[dict]:
     """One multi-turn conversation per image: every question kind once (``tasks`` None), or
-    samples of the given tasks in their downstream form. ``with_caption`` ends each with a
-    dense description of the scene (every object and its cell): supervision on every
-    object at once, where a question teaches one."""
+    samples of the given tasks in their downstream form."""
     rng = random.Random(f"{seed}:{tag}")
     rows = []
     for img in images:
@@ -111,8 +108,6 @@ def plain_rows(
             turns = [(t.question, t.answer, t.kind) for t in plain_conversation(img.scene, rng)]
         else:
             turns = task_conversation(img.scene, rng, tasks, per_task)
-        if with_caption:
-            turns.append((CAPTION_QUESTION, caption(img.scene), "caption"))
         rows.append(
             {
                 "image_id": img.id,
@@ -148,8 +143,11 @@ def read_plain(folder) -> list[dict]:
     return list(read_jsonl(folder / PLAIN))
 
 
-def write_collection(folder, pairs: list[dict], plain: list[dict]) -> None:
+def write_pairs(folder, pairs: list[dict]) -> None:
     write_jsonl(folder / PAIRS, pairs)
+
+
+def write_plain(folder, plain: list[dict]) -> None:
     write_jsonl(folder / PLAIN, plain)
 
 
@@ -166,9 +164,22 @@ def effective_tau(collection) -> dict[str, float]:
 
 
 def collection_key(collection) -> dict:
-    """What of the collection config decides the collection: the effective tau, not how it was
-    spelt (``tau_all=0.2`` and a tau dict of 0.2 everywhere give the same key)."""
+    """What of the collection config decides the collect stage (plain conversations, the
+    tokenizer, the samples' targets): everything but tau, which only picks each pair's
+    instruction level (the ``pairs`` stage). A tau sweep so re-uses the base model."""
     key = dict(to_plain(collection))
     key.pop("tau_all", None)
-    key["tau"] = effective_tau(collection)
+    key.pop("tau", None)
     return key
+
+
+def pairs_key(collection) -> dict:
+    """The ``pairs`` stage's key: the effective tau, not how it was spelt (``tau_all=0.2``
+    and a tau dict of 0.2 everywhere give the same key)."""
+    return {"tau": effective_tau(collection)}
+
+
+def untau(tasks: Iterable[str]) -> dict[str, float]:
+    """tau 0 for every task: every pair with both instruction levels. The draws do not
+    depend on tau (see ``templates.instruction``), so targets are the same at any tau."""
+    return dict.fromkeys(tasks, 0.0)

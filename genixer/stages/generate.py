@@ -22,7 +22,7 @@ from genixer.models.vlm import load_vlm
 from genixer.record import Record, read_jsonl, record_id, stable_seed, write_jsonl
 from genixer.stages.predict import run_sharded
 from genixer.tasks import AgnosticTask, ParseError, detect_grounding, get_task
-from genixer.tasks.base import ANSWER_MARKER, QUESTION_MARKER
+from genixer.tasks.base import QUESTION_MARKER
 from genixer.tasks.generic import detect_generic
 from genixer.tasks.templates import instruction
 from genixer.world.base import WorldImage, load_image
@@ -93,17 +93,14 @@ class GenerationPredictor:
         return [load_image(self.root, r["image"]) for r in reqs]
 
     def phases(self) -> Phases | None:
-        """``question_temperature`` set: questions and answers sample at their own
-        temperatures, told apart by the markers of the ``Question: ... Answer: ...`` format."""
+        """``question_temperature`` set: the first word of each question (the kind to ask)
+        samples at it, the rest at ``temperature``."""
         qt = self.decoding.get("question_temperature")
         if qt is None:
             return None
         tok = self.processor.tokenizer
-
-        def ids(marker: str) -> list[list[int]]:
-            return [tok.encode(m, add_special_tokens=False) for m in (marker, f" {marker}")]
-
-        return Phases(float(qt), ids(ANSWER_MARKER), ids(QUESTION_MARKER))
+        markers = [QUESTION_MARKER, f" {QUESTION_MARKER}"]  # "\nQuestion:" ends as the first
+        return Phases(float(qt), [tok.encode(m, add_special_tokens=False) for m in markers])
 
     def predict(self, model, images: list, reqs: list[dict]) -> list[dict]:
         stats: dict = {}

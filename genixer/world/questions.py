@@ -167,16 +167,6 @@ EXISTENCE = ("exists",)
 OPEN_KINDS = tuple(k.name for k in KINDS if k.name not in EXISTENCE)
 
 
-# A dense description of the whole scene: the base model's last training turn (never a
-# generated or judged kind). Objects in reading order, each with its grid cell.
-CAPTION_QUESTION = "Describe every object and where it is."
-
-
-def caption(scene: Scene) -> str:
-    objects = sorted(scene.objects, key=lambda o: o.cell)
-    return ", ".join(f"{o.name} {o.position}" for o in objects) or "nothing"
-
-
 def classify(question: str) -> tuple[QuestionKind, dict] | None:
     """Which kind a question is, with its params; None when it is none of ours."""
     for kind in KINDS:
