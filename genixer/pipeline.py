@@ -177,11 +177,13 @@ class Pipeline:
         return {"pairs": len(pairs), "generic_only": dict(sorted(generic.items()))}
 
     def _collect(self, folder: Path) -> dict:
-        """Plain conversations, the tokenizer and what the pairs hold (kinds, tasks): all
-        independent of tau, which the ``pairs`` stage applies."""
+        """Plain conversations, the tokenizer and what the pairs hold (kinds, tasks), from
+        the pairs at the per-task tau (``tau_all`` is applied by the ``pairs`` stage alone:
+        the draws do not depend on tau, see ``templates.instruction``)."""
         c = self.cfg.generator.collection
         labeled = L.read_samples(self.world.path)
-        pairs, skipped = self._generator_pairs(C.untau(c.tasks))
+        tau = {k: float(v) for k, v in c.tau.items()}
+        pairs, skipped = self._generator_pairs(tau)
         if labeled is not None:
             plain = L.plain_rows(labeled, list(c.tasks))
         else:

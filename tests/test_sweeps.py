@@ -114,8 +114,9 @@ def test_tau_all_sets_every_tasks_tau_and_keys_on_the_effective_value(compose_cf
         [*BASE, "generator.collection.tau={common:0.5,adv:0.5,mcvqa:0.5,md:0.5}"]
     ).generator.collection
     assert pairs_key(spelt) == pairs_key(swept) != pairs_key(coll)
-    # tau picks instruction levels only: the collect stage (and the base model) stay
-    assert collection_key(spelt) == collection_key(swept) == collection_key(coll)
+    # tau_all, the ablation's knob, picks instruction levels only: the collect stage (and so
+    # the tokenizer and the base model) stays; a per-task tau dict is the collection itself
+    assert collection_key(swept) == collection_key(coll) != collection_key(spelt)
     with pytest.raises(ValueError, match="tau_all"):
         effective_tau(compose_cfg([*BASE, "generator.collection.tau_all=2"]).generator.collection)
 

@@ -165,11 +165,12 @@ def effective_tau(collection) -> dict[str, float]:
 
 def collection_key(collection) -> dict:
     """What of the collection config decides the collect stage (plain conversations, the
-    tokenizer, the samples' targets): everything but tau, which only picks each pair's
-    instruction level (the ``pairs`` stage). A tau sweep so re-uses the base model."""
+    tokenizer, the samples' targets): everything but ``tau_all``, the tau ablation's knob.
+    The tokenizer's corpus holds the pairs at the per-task ``tau`` as configured; a tau
+    sweep (``tau_all``) changes only each pair's instruction level (the ``pairs`` stage),
+    so it re-uses the tokenizer and the base model."""
     key = dict(to_plain(collection))
     key.pop("tau_all", None)
-    key.pop("tau", None)
     return key
 
 
@@ -177,9 +178,3 @@ def pairs_key(collection) -> dict:
     """The ``pairs`` stage's key: the effective tau, not how it was spelt (``tau_all=0.2``
     and a tau dict of 0.2 everywhere give the same key)."""
     return {"tau": effective_tau(collection)}
-
-
-def untau(tasks: Iterable[str]) -> dict[str, float]:
-    """tau 0 for every task: every pair with both instruction levels. The draws do not
-    depend on tau (see ``templates.instruction``), so targets are the same at any tau."""
-    return dict.fromkeys(tasks, 0.0)
