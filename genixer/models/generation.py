@@ -132,7 +132,9 @@ class Phases:
         self.question_markers = [list(m) for m in question_markers]
 
     def at_question_start(self, row: list[int]) -> bool:
-        return any(len(row) >= len(m) and row[len(row) - len(m) :] == m for m in self.question_markers)
+        return any(
+            len(row) >= len(m) and row[len(row) - len(m) :] == m for m in self.question_markers
+        )
 
 
 @torch.inference_mode()
