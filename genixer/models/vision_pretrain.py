@@ -6,6 +6,9 @@ language model's loss alone takes most of the time budget. So the world's vision
 first trained to name what sits under each patch (shape and colour, or nothing), from the
 labeled collection split, and then loaded (frozen) into every LLaVA-architecture model: the
 generator and both downstream arms alike.
+
+The same heads train any patch encoder: the Fuyu judge, which has no vision encoder, gets
+its own features this way on its own split (``models.judge.JudgePatchFeatures``).
 """
 
 from __future__ import annotations

@@ -8,10 +8,17 @@ or name): the errors a generator actually makes. For yes/no questions the true a
 itself drawn 50/50 (questions are redrawn until it matches), so that neither "yes" nor "no"
 shown as the answer says anything about the label: the judge has to look at the image.
 
-One yes/no bit per sequence is a slow way to learn to see. ``vqa_examples`` adds dense VQA
-conversations about the same images (every question kind once, answered in words, several
-turns per sequence), the role Fuyu-8B's own pretraining plays before it is asked to judge.
-They are separate sequences, so a judge item never sees the answer in its context.
+A yes/no label that depends on image and answer jointly, and on neither alone, gives no
+gradient for looking at the image until the model can already compare: a judge trained on
+it alone learned the text's priors and stayed blind within every question kind. Two ways to
+give it a signal that depends on the image alone:
+
+- ``explain`` (the default in ``conf/filter/fuyu.yaml``): the answer is the verdict followed
+  by the scene's true answer, ``No, it is 2.``; the verdict stays the first answer token,
+  where P(Yes) is read. Measured: AUROC 0.690 -> 0.703, 0.738 with the judge's own vision
+  pretraining.
+- ``vqa_examples``: dense VQA conversations about the same images in separate sequences
+  (a judge item never sees an answer in its context). Measured at 2 per image: 0.664.
 """
 
 from __future__ import annotations
