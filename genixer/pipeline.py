@@ -33,10 +33,10 @@ from genixer.models.tokenizer import (
     save_tokenizer,
 )
 from genixer.models.vision_pretrain import (
+    TowerFeatures,
     load_tower,
     patch_labels,
     pretrain_patches,
-    pretrain_tower,
     save_tower,
 )
 from genixer.models.vlm import load_vlm, processor_for, save_vlm
@@ -277,23 +277,32 @@ class Pipeline:
         model = build(g.model, tokenizer=self.tokenizer)
         processor = processor_for(model, self.tokenizer)
         spec = g.model.spec
-        images = self.splits["collection"]
-        pixels = torch.stack([processor.pixels(load_image(self.world.path, i)) for i in images])
-        labels = torch.stack(
-            [patch_labels(i.scene, spec.image_size, spec.patch_size) for i in images]
-        )
         tower = model.model.vision_tower
-        trainer = build(
-            self.cfg.trainer,
-            max_steps=int(g.vision_pretrain.steps),
-            default_root_dir=str(folder / "logs"),
-        )
-        feature_layer = spec.get("vision_feature_layer", -2)
-        info = pretrain_tower(
-            tower, pixels, labels, feature_layer, g.vision_pretrain, trainer, self.seed
+        encoder = TowerFeatures(tower, spec.get("vision_feature_layer", -2))
+        info = self._pretrain_patches(
+            encoder,
+            self.splits["collection"],
+            processor.pixels,
+            spec,
+            g.vision_pretrain,
+            folder / "logs",
         )
         save_tower(tower, folder)
         return info
+
+    def _pretrain_patches(
+        self, encoder, images, to_pixels, spec, train_cfg, log_dir: Path, factored=False
+    ) -> dict:
+        """Train ``encoder`` to name what lies under each patch of ``images`` (their scenes
+        give the labels; ``to_pixels`` is the model's own image -> pixel tensor)."""
+        pixels = torch.stack([to_pixels(load_image(self.world.path, i)) for i in images])
+        labels = torch.stack(
+            [patch_labels(i.scene, spec.image_size, spec.patch_size) for i in images]
+        )
+        trainer = build(
+            self.cfg.trainer, max_steps=int(train_cfg.steps), default_root_dir=str(log_dir)
+        )
+        return pretrain_patches(encoder, pixels, labels, train_cfg, trainer, self.seed, factored)
 
     def _gen_train(self, folder: Path) -> dict:
         g = self.cfg.generator
@@ -521,22 +530,16 @@ class Pipeline:
     def _judge_vision_fn(self, model, processor, folder: Path) -> dict:
         """The judge's own vision pretraining on the judge split (its images, never the
         generator's collection): patch embedding + first decoder layer name each patch."""
-        f, spec = self.cfg.filter, self.cfg.filter.model.spec
-        images = self.splits["judge"]
-        pixels = torch.stack(
-            [processor.image_patches(load_image(self.world.path, i)) for i in images]
-        )
-        labels = torch.stack(
-            [patch_labels(i.scene, spec.image_size, spec.patch_size) for i in images]
-        )
-        trainer = build(
-            self.cfg.trainer,
-            max_steps=int(f.vision_pretrain.steps),
-            default_root_dir=str(folder / "vision_logs"),
-        )
+        f = self.cfg.filter
         encoder = JudgePatchFeatures(model, processor, int(f.vision_pretrain.get("layer", 1)))
-        return pretrain_patches(
-            encoder, pixels, labels, f.vision_pretrain, trainer, self.seed, factored=True
+        return self._pretrain_patches(
+            encoder,
+            self.splits["judge"],
+            processor.image_patches,
+            f.model.spec,
+            f.vision_pretrain,
+            folder / "vision_logs",
+            factored=True,
         )
 
     def _clip_scorer(self, model):

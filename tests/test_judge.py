@@ -265,11 +265,7 @@ def test_explained_verdicts_start_with_the_verdict_and_state_the_truth(tmp_path,
         question = prompt.split("Question: ", 1)[1].split(" Answer: ", 1)[0]
         truth = true_answer(img.scene, question)[1]
         assert answer.endswith(f"it is {truth}." if truth is not None else "single answer.")
-        first = processor.encode(img_stub(), prompt, answer)["labels"]
+        first = processor.encode(items(1)[0][0], prompt, answer)["labels"]
         assert [t for t in first.tolist() if t != IGNORE_INDEX][0] == (
             processor.yes_id if label == "Yes" else processor.no_id
         )
-
-
-def img_stub() -> Image.Image:
-    return Image.new("RGB", (32, 32), (200, 200, 200))

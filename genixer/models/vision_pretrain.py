@@ -102,7 +102,9 @@ class PatchAttributeModule(L.LightningModule):
         heads = self(pixels)
         logits = heads["object"]
         positions = torch.arange(logits.shape[1], device=logits.device).expand(len(labels), -1)
-        targets = {"object": labels, "position": positions} | factor_labels(labels)
+        targets = {"object": labels, "position": positions}
+        if self.factor_heads:
+            targets |= factor_labels(labels)
         ce = nn.functional.cross_entropy
         loss = sum(
             ce(heads[k].reshape(-1, heads[k].shape[-1]), targets[k].reshape(-1)) for k in heads
@@ -126,22 +128,6 @@ def load_tower(model, folder: Path) -> None:
     """Load pretrained tower weights into a VLM's vision tower (strict: same spec)."""
     state = load_file(str(Path(folder) / TOWER_FILE))
     model.model.vision_tower.load_state_dict(state, strict=True)
-
-
-def pretrain_tower(
-    tower: nn.Module,
-    pixels: torch.Tensor,
-    labels: torch.Tensor,
-    feature_layer: int,
-    train_cfg,
-    trainer: L.Trainer,
-    seed: int,
-) -> dict:
-    """Train ``tower`` to name each patch's object (``labels`` from :func:`patch_labels`) for
-    ``train_cfg.steps`` steps of ``trainer`` (built with that ``max_steps``)."""
-    return pretrain_patches(
-        TowerFeatures(tower, feature_layer), pixels, labels, train_cfg, trainer, seed
-    )
 
 
 def pretrain_patches(

@@ -18,7 +18,8 @@ from genixer.world.scene import Scene
 
 QUESTION_MARKER = "Question:"
 ANSWER_MARKER = "Answer:"
-_PAIR_RE = re.compile(r"Question:(?P<q>.*?)Answer:(?P<a>.*?)(?=Question:|\Z)", re.DOTALL)
+_Q, _A = re.escape(QUESTION_MARKER), re.escape(ANSWER_MARKER)
+_PAIR_RE = re.compile(rf"{_Q}(?P<q>.*?){_A}(?P<a>.*?)(?={_Q}|\Z)", re.DOTALL)
 
 
 class ParseError(ValueError):
@@ -40,7 +41,7 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
     text = text.strip()
     if not text:
         raise ParseError("empty")
-    if not text.startswith("Question:"):
+    if not text.startswith(QUESTION_MARKER):
         raise ParseError("no_question_marker", text[:40])
     pairs = []
     for m in _PAIR_RE.finditer(text):
@@ -54,7 +55,7 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
         pairs.append((q, a))
     if not pairs:
         raise ParseError("no_answer_marker", text[:40])
-    if text.count("Question:") != len(pairs):
+    if text.count(QUESTION_MARKER) != len(pairs):
         raise ParseError("no_answer_marker", "a question without an answer")
     return pairs
 
