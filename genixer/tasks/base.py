@@ -36,6 +36,15 @@ def format_pair(question: str, answer: str) -> str:
     return f"{QUESTION_MARKER} {question.strip()} {ANSWER_MARKER} {answer}{end}"
 
 
+def count_questions(text: str) -> int:
+    return text.count(QUESTION_MARKER)
+
+
+def first_question(text: str) -> str:
+    """The question of a generation's first pair, loosely read (telling tasks apart)."""
+    return text.split(ANSWER_MARKER)[0].replace(QUESTION_MARKER, "").strip()
+
+
 def parse_pairs(text: str) -> list[tuple[str, str]]:
     """All ``(question, answer)`` pairs; raises ParseError with a reason when malformed."""
     text = text.strip()
@@ -55,7 +64,7 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
         pairs.append((q, a))
     if not pairs:
         raise ParseError("no_answer_marker", text[:40])
-    if text.count(QUESTION_MARKER) != len(pairs):
+    if count_questions(text) != len(pairs):
         raise ParseError("no_answer_marker", "a question without an answer")
     return pairs
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from genixer.record import QA
 from genixer.tasks.adv import AdvVQA
-from genixer.tasks.base import ParseError, Task
+from genixer.tasks.base import ParseError, Task, count_questions, first_question
 from genixer.tasks.common import CommonVQA
 from genixer.tasks.mcvqa import MultiChoiceVQA
 from genixer.tasks.md import MultiTurnDialogue
@@ -16,11 +16,11 @@ from genixer.world.questions import EXISTENCE, classify
 
 
 def detect_generic(text: str) -> Task:
-    if text.count("Question:") > 1:
+    if count_questions(text) > 1:
         return MultiTurnDialogue()
     if "\nB." in text or " A. " in text:
         return MultiChoiceVQA()
-    q = text.split("Answer:")[0].replace("Question:", "").strip()
+    q = first_question(text)
     found = classify(q)
     if found is not None and found[0].name in EXISTENCE:
         return AdvVQA()

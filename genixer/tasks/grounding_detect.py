@@ -7,7 +7,7 @@ image?" with a box answer) -> rec. Use as ``AgnosticTask(members, detect=detect_
 
 from __future__ import annotations
 
-from genixer.tasks.base import Task
+from genixer.tasks.base import Task, count_questions, first_question
 from genixer.tasks.pointqa import PointQA
 from genixer.tasks.qcbox import FINAL, QCBox
 from genixer.tasks.rd import ReferentialDialogue
@@ -18,11 +18,11 @@ from genixer.world.grounding import CANDIDATES_MARK, classify_point
 
 
 def detect_grounding(text: str) -> Task:
-    if text.count("Question:") > 1:
+    if count_questions(text) > 1:
         return ReferentialDialogue()
     if FINAL in text:
         return QCBox()
-    question = text.split("Answer:")[0].replace("Question:", "").strip()
+    question = first_question(text)
     if question.startswith(REG_PREFIX):
         return REG()
     if CANDIDATES_MARK in question or classify_point(question) is not None:

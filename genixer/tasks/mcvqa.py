@@ -14,7 +14,7 @@ import re
 
 from genixer.chat import Turn
 from genixer.record import QA
-from genixer.tasks.base import ParseError, Task, parse_pairs
+from genixer.tasks.base import ANSWER_MARKER, QUESTION_MARKER, ParseError, Task, parse_pairs
 from genixer.tasks.templates import MC_ANSWER_HINT
 from genixer.world.questions import BY_NAME, OPEN_KINDS
 
@@ -50,7 +50,8 @@ class MultiChoiceVQA(Task):
     def serialize(self, turns: list[QA]) -> str:
         (t,) = turns
         content = t.answer_text()
-        return f"Question: {t.question} {format_options(t.options)} Answer: {content} ({t.answer})"
+        opts = format_options(t.options)
+        return f"{QUESTION_MARKER} {t.question} {opts} {ANSWER_MARKER} {content} ({t.answer})"
 
     def parse(self, text: str) -> list[QA]:
         pairs = parse_pairs(text)

@@ -22,7 +22,14 @@ from genixer.boxes import (
     parse_bracket,
 )
 from genixer.record import QA
-from genixer.tasks.base import ParseError, Task, format_pair, parse_pairs
+from genixer.tasks.base import (
+    ANSWER_MARKER,
+    QUESTION_MARKER,
+    ParseError,
+    Task,
+    format_pair,
+    parse_pairs,
+)
 from genixer.world.grounding import (
     EXPRESSION_KINDS,
     IOU_THRESHOLD,
@@ -81,7 +88,7 @@ def boxes_in(*texts: str) -> list[list[float]]:
 def format_grounded_pair(question: str, answer: str) -> str:
     """``format_pair``, except that a bare box answer takes no final period."""
     if re.fullmatch(r"\[[^\[\]]*\]", answer.strip()):
-        return f"Question: {question.strip()} Answer: {answer.strip()}"
+        return f"{QUESTION_MARKER} {question.strip()} {ANSWER_MARKER} {answer.strip()}"
     return format_pair(question, answer)
 
 
