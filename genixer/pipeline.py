@@ -463,6 +463,8 @@ class Pipeline:
                 "train_clip", clip_key, {"world": self.world}, self._clip_train_fn
             )
             score_key = {"filter": "clip", "mode": f.score_mode, "min_crop_px": f.min_crop_px}
+            if self._clip_margin() is not None:  # absent when off: old scores stay valid
+                score_key["margin"] = list(self._clip_margin())
             self.scored = self._stage(
                 "score",
                 score_key,
@@ -552,6 +554,14 @@ class Pipeline:
             mode=f.score_mode,
         )
 
+    def _clip_margin(self) -> tuple[float, float] | None:
+        m = self.cfg.filter.get("margin")
+        if not m or not m.enabled:
+            return None
+        if not (m.stride > 0 and 0 <= m.max_iou < 1):
+            raise ValueError(f"filter.margin needs stride > 0 and 0 <= max_iou < 1, got {m}")
+        return float(m.stride), float(m.max_iou)
+
     def _clip_train_fn(self, folder: Path) -> dict:
         f = self.cfg.filter
         if f.checkpoint:
@@ -582,13 +592,18 @@ class Pipeline:
     def _clip_score_fn(self, folder: Path) -> dict:
         scorer = self._clip_scorer(load_clip(self.judge.path / "model"))
         items, owners, skipped = CS.clip_items(self.records, self.world.path)
-        values = scorer.score(items, batch_size=self.cfg.filter.batch_size) if items else []
+        margin = self._clip_margin()
+        batch = self.cfg.filter.batch_size
+        values = scorer.score(items, batch_size=batch, margin=margin) if items else []
         scores = dict(zip(owners, values, strict=True))
         skipped.update(scorer.skipped_reasons)
         rows = [{"id": r.id, "score": scores.get(r.id)} for r in self.records]
         write_jsonl(folder / S.SCORES, rows)
         kept = {k: v for k, v in scores.items() if v is not None}
-        return S.score_quality(self.records, kept) | {"skipped": dict(skipped)}
+        info = {"skipped": dict(skipped)}
+        if margin is not None:
+            info["no_rival_window"] = scorer.no_rival_window
+        return S.score_quality(self.records, kept) | info
 
     def _score_fn(self, folder: Path) -> dict:
         f = self.cfg.filter
@@ -617,6 +632,11 @@ class Pipeline:
         t = self.cfg.filter.get("threshold")
         if t != "calibrated":
             return t
+        if self.cfg.filter.name == "clip" and self._clip_margin() is not None:
+            raise ValueError(
+                "filter.threshold=calibrated is a similarity; margin scores (filter.margin) "
+                "need a margin threshold, e.g. 0: the box fits its expression best"
+            )
         found = self.judge.info.get("calibrated_threshold")
         if found is None:
             raise ValueError(

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from genixer.boxes import iou
 from genixer.models.clip_filter import (
     WEIGHTS_NAME,
     CropScorer,
@@ -219,6 +220,50 @@ def test_deterministic_and_batch_invariant(tiny):
     alone = [sc.score([it])[0] for it in data]
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_allclose(together, again, atol=1e-5)
+
+
+def test_windows_tile_the_image_beside_the_box(tiny):
+    sc = scorer(tiny)
+    img = Image.new("RGB", (48, 40))
+    box = (16, 12, 30, 26)  # 14 x 14 px
+    wins = sc.windows(img, box, stride=0.5, max_iou=0.1)
+    assert wins and all(b[2] - b[0] == 14 and b[3] - b[1] == 14 for b in wins)
+    assert all(min(b) >= 0 and b[2] <= 48 and b[3] <= 40 for b in wins)
+    assert all(iou(b, box) <= 0.1 for b in wins) and box not in wins
+    assert (0, 0, 14, 14) in wins and (34, 26, 48, 40) in wins  # both far corners reached
+    assert len(sc.windows(img, box, stride=0.25, max_iou=0.1)) > len(wins)
+    assert sc.windows(img, (0, 0, 48, 40), stride=0.5, max_iou=0.1) == []
+
+
+def test_margin_is_the_box_against_its_best_rival_window(tiny):
+    sc = scorer(tiny)
+    data = [
+        (noisy_image(120, 90, i), (0.1 * i, 0.1, 0.1 * i + 0.3, 0.45), "a cup") for i in range(3)
+    ]
+    margins = sc.score(data, batch_size=16, margin=(0.5, 0.1))
+    for (image, box, text), m in zip(data, margins, strict=True):
+        w, h = image.size
+        rivals = [
+            (image, (b[0] / w, b[1] / h, b[2] / w, b[3] / h), text)
+            for b in sc.windows(image, sc.pixel_box(image, box), 0.5, 0.1)
+        ]
+        own = sc.score([(image, box, text)])[0]
+        assert m == pytest.approx(own - max(sc.score(rivals)), abs=1e-5)
+    assert sc.no_rival_window == 0
+    # the whole image as the box leaves no rival: the plain similarity, counted
+    whole = (data[0][0], (0.0, 0.0, 1.0, 1.0), data[0][2])
+    assert sc.score([whole], margin=(0.5, 0.1))[0] == pytest.approx(sc.score([whole])[0])
+    assert sc.no_rival_window == 1
+
+
+def test_margin_of_an_expression_that_fits_twice_is_not_positive(tiny):
+    # two identical objects on a grid-aligned spot: the rival window is the same crop
+    scene = Image.new("RGB", (64, 64), (128, 128, 128))
+    for x in (8, 40):  # both on the 8 px window grid of a 16 px box at stride 0.5
+        scene.paste(Image.new("RGB", (16, 16), COLORS["red"]), (x, 24))
+    box = (8 / 64, 24 / 64, 24 / 64, 40 / 64)
+    (m,) = scorer(tiny).score([(scene, box, "the red square")], margin=(0.5, 0.1))
+    assert m <= 1e-6
 
 
 def test_training_makes_matching_text_win():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import tiny_overrides
 
 
@@ -38,6 +40,19 @@ def test_shikra_rec_clip_pipeline(compose_cfg, tmp_path):
     assert -1.0 <= calibrated <= 1.0 and p.judge.info["calibration_balanced_accuracy"] >= 0.5
     p.cfg.filter.threshold = "calibrated"
     assert p._threshold() == calibrated
+    # the margin extension scores anew with the same CLIP; a similarity threshold is refused
+    plain = p.scored
+    p.cfg.filter.margin.enabled = True
+    with pytest.raises(ValueError, match="margin"):
+        p._threshold()
+    p._filter()
+    assert p.results["train_clip"].status == "reused" and p.results["score"].status == "ran"
+    assert p.scored.path != plain.path and p.scored.info["no_rival_window"] == 0
+    assert set(p.scores) == {r["id"] for r in scores if r["score"] is not None}
+    p.cfg.filter.margin.enabled = False
+    p.cfg.filter.threshold = -1.0
+    p._filter()
+    assert p.results["score"].status == "reused" and p.scored.path == plain.path
     # REC records are also exported in Shikra's REC jsonl, boxes in pixels of the image
     rows = [json.loads(x) for x in (p.exported.path / "shikra_rec.jsonl").read_text().splitlines()]
     assert len(rows) == summary["export"]["shikra_rec"] <= summary["select"]["num_kept"]

@@ -18,6 +18,9 @@ whose score passes a threshold. This module owns that filter:
   ``mode="raw_dot"`` is the original code's score: the plain dot product of the UNNORMALIZED
   image and text features (no logit scale, nothing else); the original kept samples whose
   raw score was >= 60 with OpenAI ViT-L/14. That number only means something for that model.
+  ``margin=(stride, max_iou)`` (an extension, off by default) scores the box against the rest
+  of its image: a referring expression must fit its box AND nowhere else, which a crop alone
+  cannot show.
 - :func:`train_clip` trains a (tiny) CLIP contrastively on (crop, expression) pairs.
 """
 
@@ -42,7 +45,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from genixer.boxes import denormalize
+from genixer.boxes import denormalize, iou
 
 # OpenAI CLIP's pixel statistics (the same numbers as ``genixer.models.vlm.CLIP_MEAN/STD``).
 OPENAI_MEAN: tuple[float, float, float] = tuple(open_clip.constants.OPENAI_DATASET_MEAN)  # type: ignore[assignment]
@@ -349,6 +352,7 @@ class CropScorer:
         self.mode = mode
         self.resize_mode = resize_mode
         self.skipped_reasons: Counter[str] = Counter()
+        self.no_rival_window = 0  # margin scores that fell back to the plain similarity
 
     def pixel_box(self, image: Image.Image, box_norm: Sequence[float]) -> tuple[int, int, int, int]:
         """The integer pixel box a crop takes: clipped to the image, rounded outward.
@@ -397,28 +401,63 @@ class CropScorer:
         txt = self.model.encode_text(tokens.to(dev), normalize=normalize).float()
         return (img * txt).sum(-1).cpu().tolist()
 
+    def windows(
+        self, image: Image.Image, px_box: Sequence[int], stride: float, max_iou: float
+    ) -> list[tuple[int, int, int, int]]:
+        """Pixel windows of the box's size elsewhere in ``image``: a grid with a step of
+        ``stride`` times the box's side, keeping those whose IoU with the box is <= ``max_iou``."""
+        x0, y0, x1, y1 = px_box
+        w, h = x1 - x0, y1 - y0
+        width, height = image.size
+
+        def starts(span: int, step: int) -> list[int]:
+            found = list(range(0, span + 1, step))
+            return found if found[-1] == span else [*found, span]
+
+        xs = starts(width - w, max(1, round(stride * w)))
+        ys = starts(height - h, max(1, round(stride * h)))
+        grid = [(x, y, x + w, y + h) for y in ys for x in xs]
+        return [b for b in grid if iou(b, px_box) <= max_iou]
+
     def score(
         self,
         items: Sequence[tuple[Image.Image, Sequence[float], str]],
         batch_size: int = 64,
+        margin: tuple[float, float] | None = None,
     ) -> list[float | None]:
         """One score per ``(image, box_norm, expression)``; None where the item was skipped.
 
-        Valid items are encoded in batches of ``batch_size`` (eval mode, no grad), so an item's
+        ``margin=(stride, max_iou)`` scores the box against the rest of its image: the box
+        crop's similarity minus the best similarity among :meth:`windows` (the plain
+        similarity when no window is left; counted in ``no_rival_window``). A crop that
+        matches its expression is not enough for a referring expression: the expression must
+        fit nowhere else. Where it does (an ambiguous expression) the margin is <= 0.
+
+        Crops are encoded in batches of ``batch_size`` (eval mode, no grad), so an item's
         score does not depend on what else is in the call (up to float rounding, ~1e-6).
         """
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         out: list[float | None] = [None] * len(items)
-        pending: list[tuple[int, Image.Image, str]] = []
+        own: dict[int, float] = {}
+        rival: dict[int, float] = {}
+        pending: list[tuple[int, bool, Image.Image, str]] = []
         was_training = self.model.training
         self.model.eval()
         try:
 
+            def add(i: int, is_own: bool, crop: Image.Image, text: str) -> None:
+                pending.append((i, is_own, crop, text))
+                if len(pending) == batch_size:
+                    flush()
+
             def flush() -> None:
-                scores = self._encode([c for _, c, _ in pending], [t for _, _, t in pending])
-                for (i, _, _), s in zip(pending, scores, strict=True):
-                    out[i] = float(s)
+                sims = self._encode([p[2] for p in pending], [p[3] for p in pending])
+                for (i, is_own, _, _), s in zip(pending, sims, strict=True):
+                    if is_own:
+                        own[i] = float(s)
+                    else:
+                        rival[i] = max(rival.get(i, -math.inf), float(s))
                 pending.clear()
 
             for i, (image, box, text) in enumerate(items):
@@ -429,13 +468,19 @@ class CropScorer:
                 if crop is None:
                     self.skipped_reasons[reason] += 1
                     continue
-                pending.append((i, crop, text.strip()))
-                if len(pending) == batch_size:
-                    flush()
+                add(i, True, crop, text.strip())
+                if margin is not None:
+                    px = self.pixel_box(image, box)
+                    for window in self.windows(image, px, *margin):
+                        add(i, False, image.crop(window), text.strip())
             if pending:
                 flush()
         finally:
             self.model.train(was_training)
+        for i, s in own.items():
+            if margin is not None and i not in rival:
+                self.no_rival_window += 1
+            out[i] = s - rival[i] if margin is not None and i in rival else s
         return out
 
 
