@@ -145,6 +145,7 @@ GRIDS = {
     # the CLIP thresholds follow the tiny CLIP's measured cosine scale: -1 (keep every scored
     # crop) and three more, whatever they are now
     "clip_sweep": ("filter.threshold", [-1.0, ..., ..., ...]),
+    "clip_margin_sweep": ("filter.threshold", [0.0, 0.05]),
 }
 
 
@@ -176,8 +177,9 @@ def test_each_experiment_expands_to_its_grid_with_three_seeds(compose_cfg, name)
     job = compose_cfg([*BASE, f"experiment={name}", *jobs[0]])  # a job's config composes
     value = OmegaConf.select(job, key)
     assert (OmegaConf.to_container(value) if OmegaConf.is_config(value) else value) == values[0]
-    if name == "clip_sweep":
+    if name.startswith("clip"):
         assert (job.generator.name, job.task.name, job.filter.name) == ("genixer_s", "rec", "clip")
+        assert job.filter.margin.enabled == (name == "clip_margin_sweep")
     assert len(grid(cfg, ["downstream.seed=0"])) == len(values)  # the command line narrows it
 
 
