@@ -45,10 +45,12 @@ def test_shikra_rec_clip_pipeline(compose_cfg, tmp_path):
     p.cfg.filter.margin.enabled = True
     with pytest.raises(ValueError, match="margin"):
         p._threshold()
+    p.cfg.filter.threshold = 0.0
     p._filter()
     assert p.results["train_clip"].status == "reused" and p.results["score"].status == "ran"
     assert p.scored.path != plain.path and p.scored.info["no_rival_window"] == 0
     assert set(p.scores) == {r["id"] for r in scores if r["score"] is not None}
+    assert p.selected.info["num_kept"] == sum(v >= 0 for v in p.scores.values())
     p.cfg.filter.margin.enabled = False
     p.cfg.filter.threshold = -1.0
     p._filter()
