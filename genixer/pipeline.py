@@ -463,8 +463,9 @@ class Pipeline:
                 "train_clip", clip_key, {"world": self.world}, self._clip_train_fn
             )
             score_key = {"filter": "clip", "mode": f.score_mode, "min_crop_px": f.min_crop_px}
-            if self._clip_margin() is not None:  # absent when off: old scores stay valid
-                score_key["margin"] = list(self._clip_margin())
+            margin = self._clip_margin()
+            if margin is not None:  # absent when off: old scores stay valid
+                score_key["margin"] = list(margin)
             self.scored = self._stage(
                 "score",
                 score_key,
@@ -555,12 +556,9 @@ class Pipeline:
         )
 
     def _clip_margin(self) -> tuple[float, float] | None:
+        """``filter.margin`` as ``CropScorer.score``'s ``(stride, max_iou)``; None when off."""
         m = self.cfg.filter.get("margin")
-        if not m or not m.enabled:
-            return None
-        if not (m.stride > 0 and 0 <= m.max_iou < 1):
-            raise ValueError(f"filter.margin needs stride > 0 and 0 <= max_iou < 1, got {m}")
-        return float(m.stride), float(m.max_iou)
+        return (float(m.stride), float(m.max_iou)) if m and m.enabled else None
 
     def _clip_train_fn(self, folder: Path) -> dict:
         f = self.cfg.filter

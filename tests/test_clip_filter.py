@@ -254,6 +254,9 @@ def test_margin_is_the_box_against_its_best_rival_window(tiny):
     whole = (data[0][0], (0.0, 0.0, 1.0, 1.0), data[0][2])
     assert sc.score([whole], margin=(0.5, 0.1))[0] == pytest.approx(sc.score([whole])[0])
     assert sc.no_rival_window == 1
+    for bad in ((0.0, 0.1), (0.5, 1.0)):  # no step; a max_iou that lets the box rival itself
+        with pytest.raises(ValueError, match="margin"):
+            sc.score(data, margin=bad)
 
 
 def test_margin_of_an_expression_that_fits_twice_is_not_positive(tiny):

@@ -376,7 +376,8 @@ class CropScorer:
             min(h, math.ceil(y1 - eps)),
         )
 
-    def _crop(self, image: Image.Image, box_norm: Sequence[float]):
+    def _usable_box(self, image: Image.Image, box_norm: Sequence[float]):
+        """``(pixel box, None)`` for a box worth cropping, else ``(None, skip reason)``."""
         try:
             x0, y0, x1, y1 = self.pixel_box(image, box_norm)
         except (ValueError, TypeError):
@@ -385,11 +386,12 @@ class CropScorer:
             return None, "box_outside_image"
         if x1 - x0 < self.min_crop_px or y1 - y0 < self.min_crop_px:
             return None, "crop_too_small"
-        return image.crop((x0, y0, x1, y1)), None
+        return (x0, y0, x1, y1), None
 
     def crop(self, image: Image.Image, box_norm: Sequence[float]) -> Image.Image | None:
         """The box's crop of ``image``, or None when unusable (too small, outside, malformed)."""
-        return self._crop(image, box_norm)[0]
+        px, _ = self._usable_box(image, box_norm)
+        return None if px is None else image.crop(px)
 
     @torch.no_grad()
     def _encode(self, crops: list[Image.Image], texts: list[str]) -> list[float]:
@@ -438,6 +440,8 @@ class CropScorer:
         """
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if margin is not None and not (margin[0] > 0 and 0 <= margin[1] < 1):
+            raise ValueError(f"margin needs stride > 0 and 0 <= max_iou < 1, got {margin}")
         out: list[float | None] = [None] * len(items)
         own: dict[int, float] = {}
         rival: dict[int, float] = {}
@@ -464,23 +468,24 @@ class CropScorer:
                 if not isinstance(text, str) or not text.strip():
                     self.skipped_reasons["empty_text"] += 1
                     continue
-                crop, reason = self._crop(image, box)
-                if crop is None:
+                px, reason = self._usable_box(image, box)
+                if px is None:
                     self.skipped_reasons[reason] += 1
                     continue
-                add(i, True, crop, text.strip())
-                if margin is not None:
-                    px = self.pixel_box(image, box)
-                    for window in self.windows(image, px, *margin):
-                        add(i, False, image.crop(window), text.strip())
+                text = text.strip()
+                add(i, True, image.crop(px), text)
+                for window in self.windows(image, px, *margin) if margin is not None else []:
+                    add(i, False, image.crop(window), text)
             if pending:
                 flush()
         finally:
             self.model.train(was_training)
         for i, s in own.items():
-            if margin is not None and i not in rival:
+            if margin is not None and i in rival:
+                s -= rival[i]
+            elif margin is not None:
                 self.no_rival_window += 1
-            out[i] = s - rival[i] if margin is not None and i in rival else s
+            out[i] = s
         return out
 
 
