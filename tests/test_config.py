@@ -54,6 +54,26 @@ def test_every_experiment_composes(compose_cfg, experiment):
         get_method(t)
 
 
+@pytest.mark.parametrize("pair", options("generator_task"))
+def test_generator_task_specialisation_is_picked_by_its_pair(compose_cfg, pair):
+    generator, task = pair.split("_", 1)
+    assert generator in options("generator") and task in options("task")
+    cfg = compose_cfg([*BASE, f"generator={generator}", f"task={task}"])
+    special = OmegaConf.load(Path(CONF) / "generator_task" / f"{pair}.yaml")
+    # every value the file sets is the composed one (it is applied, and nothing later wins)
+    for key, value in OmegaConf.to_container(special).items():
+        assert OmegaConf.to_container(cfg[key], resolve=True) | value == OmegaConf.to_container(
+            cfg[key], resolve=True
+        )
+
+
+def test_question_temperature_is_off_for_fixed_format_tasks(compose_cfg):
+    assert compose_cfg(BASE).generate.question_temperature == 1.0  # generic: kinds sampled
+    for task in ("adv", "mcvqa", "md"):
+        assert compose_cfg([*BASE, f"task={task}"]).generate.question_temperature is None
+    assert compose_cfg([*BASE, "task=common"]).generate.question_temperature == 1.0
+
+
 def test_defaults_are_the_quickstart(compose_cfg):
     cfg = compose_cfg(BASE)
     assert cfg.generator.name == "genixer_l"
