@@ -194,6 +194,7 @@ class Pipeline:
                 "plain",
                 list(plain_tasks) if plain_tasks else None,
                 c.get("plain_per_task", 2),
+                c.get("plain_repeat"),
             )
         C.write_plain(folder, plain)
         tok = build_tokenizer(C.tokenizer_corpus(pairs, plain), self.cfg.generator.vocab_size)

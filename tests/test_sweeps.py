@@ -340,3 +340,27 @@ def test_band_sweep_runs_upstream_once(tmp_path):
     report = (tmp_path / "sweep" / "report.md").read_text()
     for band in ("[0,0.5]", "[0.5,0.7]", "[0.7,1.0]", "null"):
         assert f"| filter.band={band} | 2 |" in report
+
+
+def test_plain_repeat_asks_a_kind_more_often_and_is_keyed_only_when_set(compose_cfg):
+    import random
+    from collections import Counter
+
+    from genixer.stages.collect import collection_key, plain_conversation
+    from genixer.world.scene import Obj, Scene
+
+    objs = [Obj("circle", "red", c, (0, 0, 1, 1)) for c in (0, 4, 8)]
+    scene = Scene(48, 48, 3, objs)
+    plain = plain_conversation(scene, random.Random(0))
+    # one of each kind the scene allows; a repeat of 1 draws the very same conversation
+    assert Counter(t.kind for t in plain)["object_at"] == 1
+    assert plain_conversation(scene, random.Random(0), repeat={"object_at": 1}) == plain
+    more = plain_conversation(scene, random.Random(0), repeat={"object_at": 5})
+    asked = [t.question for t in more if t.kind == "object_at"]
+    assert len(asked) == len(set(asked)) == 3  # distinct, and only as many as occupied cells
+    assert all(t.answer == "red circle" for t in more if t.kind == "object_at")
+
+    coll = compose_cfg(BASE).generator.collection
+    assert "plain_repeat" not in collection_key(coll)  # off: earlier collections stay valid
+    on = compose_cfg([*BASE, "generator.collection.plain_repeat={object_at:3}"])
+    assert collection_key(on.generator.collection)["plain_repeat"] == {"object_at": 3}

@@ -60,16 +60,28 @@ def generator_pairs(
     return rows, skipped
 
 
-def plain_conversation(scene, rng: random.Random, kinds: Iterable[str] | None = None) -> list[QA]:
-    """Every kind of question the scene allows, once, in random order: dense VQA supervision
-    (one image's questions in one multi-turn sequence learn faster than one per sequence)."""
+def plain_conversation(
+    scene, rng: random.Random, kinds: Iterable[str] | None = None, repeat: dict | None = None
+) -> list[QA]:
+    """Every kind of question the scene allows, once (``repeat``: up to that many distinct
+    questions of a kind), in random order: dense VQA supervision (one image's questions in
+    one multi-turn sequence learn faster than one per sequence)."""
     out = []
     for kind in KINDS:
         if kinds is not None and kind.name not in kinds:
             continue
-        asked = kind.ask(scene, rng)
-        if asked is not None:
+        wanted = int((repeat or {}).get(kind.name, 1))
+        seen: set[str] = set()
+        for _ in range(4 * wanted):  # a few draws: a scene may allow fewer distinct ones
+            asked = kind.ask(scene, rng)
+            if asked is None:  # the scene does not allow this kind (no unique shape, ...)
+                break
+            if asked[0] in seen:
+                continue
+            seen.add(asked[0])
             out.append(QA(asked[0], asked[1], kind=kind.name))
+            if len(seen) == wanted:
+                break
     rng.shuffle(out)
     return out
 
@@ -98,6 +110,7 @@ def plain_rows(
     tag: str,
     tasks: list[str] | None = None,
     per_task: int = 2,
+    repeat: dict | None = None,
 ) -> list[dict]:
     """One multi-turn conversation per image: every question kind once (``tasks`` None), or
     samples of the given tasks in their downstream form."""
@@ -105,7 +118,10 @@ def plain_rows(
     rows = []
     for img in images:
         if tasks is None:
-            turns = [(t.question, t.answer, t.kind) for t in plain_conversation(img.scene, rng)]
+            turns = [
+                (t.question, t.answer, t.kind)
+                for t in plain_conversation(img.scene, rng, repeat=repeat)
+            ]
         else:
             turns = task_conversation(img.scene, rng, tasks, per_task)
         rows.append(
@@ -171,6 +187,8 @@ def collection_key(collection) -> dict:
     so it re-uses the tokenizer and the base model."""
     key = dict(to_plain(collection))
     key.pop("tau_all", None)
+    if not key.get("plain_repeat"):  # absent when off: earlier collections stay valid
+        key.pop("plain_repeat", None)
     return key
 
 
