@@ -346,7 +346,7 @@ def test_plain_repeat_asks_a_kind_more_often_and_is_keyed_only_when_set(compose_
     import random
     from collections import Counter
 
-    from genixer.stages.collect import collection_key, plain_conversation
+    from genixer.stages.collect import collection_key, plain_conversation, plain_rows
     from genixer.world.scene import Obj, Scene
 
     objs = [Obj("circle", "red", c, (0, 0, 1, 1)) for c in (0, 4, 8)]
@@ -359,6 +359,15 @@ def test_plain_repeat_asks_a_kind_more_often_and_is_keyed_only_when_set(compose_
     asked = [t.question for t in more if t.kind == "object_at"]
     assert len(asked) == len(set(asked)) == 3  # distinct, and only as many as occupied cells
     assert all(t.answer == "red circle" for t in more if t.kind == "object_at")
+
+    for bad, message in (
+        ({"objct_at": 3}, "unknown kind"),
+        ({"object_at": 0}, "integers >= 1"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            plain_rows([], 0, "plain", None, 2, bad)
+    with pytest.raises(ValueError, match="plain_tasks"):
+        plain_rows([], 0, "plain", ["rec"], 2, {"object_at": 3})
 
     coll = compose_cfg(BASE).generator.collection
     assert "plain_repeat" not in collection_key(coll)  # off: earlier collections stay valid

@@ -19,7 +19,7 @@ from genixer.tasks.templates import (
 )
 from genixer.utils import to_plain
 from genixer.world.base import WorldImage
-from genixer.world.questions import KINDS
+from genixer.world.questions import BY_NAME, KINDS
 
 PAIRS = "pairs.jsonl"
 PLAIN = "plain_qa.jsonl"
@@ -112,8 +112,10 @@ def plain_rows(
     per_task: int = 2,
     repeat: dict | None = None,
 ) -> list[dict]:
-    """One multi-turn conversation per image: every question kind once (``tasks`` None), or
-    samples of the given tasks in their downstream form."""
+    """One multi-turn conversation per image: every question kind once (``tasks`` None;
+    ``repeat`` asks some kinds more often), or samples of the given tasks in their
+    downstream form."""
+    _check_repeat(repeat, tasks)
     rng = random.Random(f"{seed}:{tag}")
     rows = []
     for img in images:
@@ -133,6 +135,22 @@ def plain_rows(
             }
         )
     return rows
+
+
+def _check_repeat(repeat: dict | None, tasks: list[str] | None) -> None:
+    """A typo'd kind or a repeat that cannot apply would otherwise be silently ignored."""
+    if not repeat:
+        return
+    if tasks is not None:
+        raise ValueError(
+            f"plain_repeat applies to plain VQA conversations; plain_tasks {tasks} is set"
+        )
+    unknown = sorted(set(repeat) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"plain_repeat names unknown kind(s) {unknown}; kinds: {sorted(BY_NAME)}")
+    bad = {k: v for k, v in repeat.items() if not (isinstance(v, int) and v >= 1)}
+    if bad:
+        raise ValueError(f"plain_repeat counts must be integers >= 1, got {bad}")
 
 
 def kind_shares(rows: Iterable[dict]) -> dict[str, float]:
