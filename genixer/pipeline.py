@@ -195,6 +195,7 @@ class Pipeline:
                 list(plain_tasks) if plain_tasks else None,
                 c.get("plain_per_task", 2),
                 c.get("plain_repeat"),
+                bool(c.get("plain_caption")),
             )
         C.write_plain(folder, plain)
         tok = build_tokenizer(C.tokenizer_corpus(pairs, plain), self.cfg.generator.vocab_size)

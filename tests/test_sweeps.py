@@ -373,3 +373,30 @@ def test_plain_repeat_asks_a_kind_more_often_and_is_keyed_only_when_set(compose_
     assert "plain_repeat" not in collection_key(coll)  # off: earlier collections stay valid
     on = compose_cfg([*BASE, "generator.collection.plain_repeat={object_at:3}"])
     assert collection_key(on.generator.collection)["plain_repeat"] == {"object_at": 3}
+
+
+def test_plain_caption_ends_the_conversation_with_every_object_in_reading_order(compose_cfg):
+    import random
+
+    from genixer.stages.collect import collection_key, plain_conversation, plain_rows
+    from genixer.world.questions import CAPTION_QUESTION, classify
+    from genixer.world.scene import Obj, Scene
+
+    objs = [Obj("square", "blue", 8, (0, 0, 1, 1)), Obj("circle", "red", 1, (0, 0, 1, 1))]
+    scene = Scene(48, 48, 3, objs)
+    plain = plain_conversation(scene, random.Random(0))
+    with_caption = plain_conversation(scene, random.Random(0), caption=True)
+    assert with_caption[:-1] == plain  # the questions are drawn as without it
+    last = with_caption[-1]
+    assert (last.kind, last.question) == ("caption", CAPTION_QUESTION)
+    assert last.answer == "red circle at the top, blue square at the bottom right."
+    assert classify(CAPTION_QUESTION) is None  # not a benchmark kind the oracle judges
+    assert plain_conversation(Scene(48, 48, 3, []), random.Random(0), caption=True)[-1].answer == (
+        "nothing."
+    )
+    with pytest.raises(ValueError, match="plain_tasks"):
+        plain_rows([], 0, "plain", ["rec"], 2, None, caption=True)
+
+    assert "plain_caption" not in collection_key(compose_cfg(BASE).generator.collection)
+    on = compose_cfg([*BASE, "generator.collection.plain_caption=true"])
+    assert collection_key(on.generator.collection)["plain_caption"] is True

@@ -19,7 +19,8 @@ from genixer.tasks.templates import (
 )
 from genixer.utils import to_plain
 from genixer.world.base import WorldImage
-from genixer.world.questions import BY_NAME, KINDS
+from genixer.world.questions import BY_NAME, CAPTION_QUESTION, KINDS
+from genixer.world.questions import caption as caption_of
 
 PAIRS = "pairs.jsonl"
 PLAIN = "plain_qa.jsonl"
@@ -61,11 +62,16 @@ def generator_pairs(
 
 
 def plain_conversation(
-    scene, rng: random.Random, kinds: Iterable[str] | None = None, repeat: dict | None = None
+    scene,
+    rng: random.Random,
+    kinds: Iterable[str] | None = None,
+    repeat: dict | None = None,
+    caption: bool = False,
 ) -> list[QA]:
     """Every kind of question the scene allows, once (``repeat``: up to that many distinct
     questions of a kind), in random order: dense VQA supervision (one image's questions in
-    one multi-turn sequence learn faster than one per sequence)."""
+    one multi-turn sequence learn faster than one per sequence). ``caption``: a dense
+    caption of the scene as the last turn."""
     out = []
     for kind in KINDS:
         if kinds is not None and kind.name not in kinds:
@@ -83,6 +89,8 @@ def plain_conversation(
             if len(seen) == wanted:
                 break
     rng.shuffle(out)
+    if caption:
+        out.append(QA(CAPTION_QUESTION, caption_of(scene), kind="caption"))
     return out
 
 
@@ -111,18 +119,23 @@ def plain_rows(
     tasks: list[str] | None = None,
     per_task: int = 2,
     repeat: dict | None = None,
+    caption: bool = False,
 ) -> list[dict]:
     """One multi-turn conversation per image: every question kind once (``tasks`` None;
-    ``repeat`` asks some kinds more often), or samples of the given tasks in their
-    downstream form."""
+    ``repeat`` asks some kinds more often, ``caption`` ends with a dense caption), or
+    samples of the given tasks in their downstream form."""
     _check_repeat(repeat, tasks)
+    if caption and tasks is not None:
+        raise ValueError(
+            f"plain_caption applies to plain VQA conversations; plain_tasks {tasks} is set"
+        )
     rng = random.Random(f"{seed}:{tag}")
     rows = []
     for img in images:
         if tasks is None:
             turns = [
                 (t.question, t.answer, t.kind)
-                for t in plain_conversation(img.scene, rng, repeat=repeat)
+                for t in plain_conversation(img.scene, rng, repeat=repeat, caption=caption)
             ]
         else:
             turns = task_conversation(img.scene, rng, tasks, per_task)
@@ -205,8 +218,9 @@ def collection_key(collection) -> dict:
     so it re-uses the tokenizer and the base model."""
     key = dict(to_plain(collection))
     key.pop("tau_all", None)
-    if not key.get("plain_repeat"):  # absent when off: earlier collections stay valid
-        key.pop("plain_repeat", None)
+    for knob in ("plain_repeat", "plain_caption"):
+        if not key.get(knob):  # absent when off: earlier collections stay valid
+            key.pop(knob, None)
     return key
 
 

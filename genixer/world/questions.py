@@ -167,6 +167,18 @@ EXISTENCE = ("exists",)
 OPEN_KINDS = tuple(k.name for k in KINDS if k.name not in EXISTENCE)
 
 
+# A dense caption: every object with its cell, in reading order. Not a benchmark kind; an
+# optional last turn of the base model's plain conversations (generator.collection.
+# plain_caption), which names every occupied cell where a question names one.
+CAPTION_QUESTION = "Describe each object and where it is."
+
+
+def caption(scene: Scene) -> str:
+    """``"red circle at the top left, blue square at the center."`` (row-major order)."""
+    objs = sorted(scene.objects, key=lambda o: o.cell)
+    return ", ".join(f"{o.name} at the {o.position}" for o in objs) + "." if objs else "nothing."
+
+
 def classify(question: str) -> tuple[QuestionKind, dict] | None:
     """Which kind a question is, with its params; None when it is none of ours."""
     for kind in KINDS:
