@@ -169,7 +169,7 @@ OPEN_KINDS = tuple(k.name for k in KINDS if k.name not in EXISTENCE)
 
 # A dense caption: every object with its cell, in reading order. Not a benchmark kind; an
 # optional last turn of the base model's plain conversations (generator.collection.
-# plain_caption), which names every occupied cell where a question names one.
+# plain_caption): it names every occupied cell, where the questions name one per kind.
 CAPTION_QUESTION = "Describe each object and where it is."
 
 
