@@ -124,11 +124,7 @@ def plain_rows(
     """One multi-turn conversation per image: every question kind once (``tasks`` None;
     ``repeat`` asks some kinds more often, ``caption`` ends with a dense caption), or
     samples of the given tasks in their downstream form."""
-    _check_repeat(repeat, tasks)
-    if caption and tasks is not None:
-        raise ValueError(
-            f"plain_caption applies to plain VQA conversations; plain_tasks {tasks} is set"
-        )
+    _check_plain_options(repeat, caption, tasks)
     rng = random.Random(f"{seed}:{tag}")
     rows = []
     for img in images:
@@ -150,14 +146,16 @@ def plain_rows(
     return rows
 
 
-def _check_repeat(repeat: dict | None, tasks: list[str] | None) -> None:
-    """A typo'd kind or a repeat that cannot apply would otherwise be silently ignored."""
+def _check_plain_options(repeat: dict | None, caption: bool, tasks: list[str] | None) -> None:
+    """A typo'd kind, or an option that cannot apply (the plain VQA conversations' repeat and
+    caption, with ``plain_tasks`` set), would otherwise be silently ignored."""
+    for name, value in (("plain_repeat", repeat), ("plain_caption", caption)):
+        if value and tasks is not None:
+            raise ValueError(
+                f"{name} applies to plain VQA conversations; plain_tasks {tasks} is set"
+            )
     if not repeat:
         return
-    if tasks is not None:
-        raise ValueError(
-            f"plain_repeat applies to plain VQA conversations; plain_tasks {tasks} is set"
-        )
     unknown = sorted(set(repeat) - set(BY_NAME))
     if unknown:
         raise ValueError(f"plain_repeat names unknown kind(s) {unknown}; kinds: {sorted(BY_NAME)}")
