@@ -196,6 +196,7 @@ class Pipeline:
                 c.get("plain_per_task", 2),
                 c.get("plain_repeat"),
                 bool(c.get("plain_caption")),
+                to_plain(c.get("plain_single")),
             )
         C.write_plain(folder, plain)
         tok = build_tokenizer(C.tokenizer_corpus(pairs, plain), self.cfg.generator.vocab_size)

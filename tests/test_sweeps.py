@@ -400,3 +400,44 @@ def test_plain_caption_ends_the_conversation_with_every_object_in_reading_order(
     assert "plain_caption" not in collection_key(compose_cfg(BASE).generator.collection)
     on = compose_cfg([*BASE, "generator.collection.plain_caption=true"])
     assert collection_key(on.generator.collection)["plain_caption"] is True
+
+
+def test_plain_single_asks_one_question_per_row_at_the_configured_kind_shares(compose_cfg):
+    from collections import Counter
+
+    from genixer.stages.collect import collection_key, plain_rows
+    from genixer.world.base import WorldImage
+    from genixer.world.questions import true_answer
+    from genixer.world.scene import Obj, Scene
+
+    objs = [Obj("circle", "red", 0, (0, 0, 1, 1)), Obj("square", "blue", 4, (0, 0, 1, 1))]
+    scene = Scene(48, 48, 3, objs)
+    images = [WorldImage(f"i{n}", "collection", f"i{n}.png", scene) for n in range(200)]
+    single = {"per_image": 5, "kind_share": {"object_at": 0.5}}
+    rows = plain_rows(images, 0, "plain", single=single)
+    assert len(rows) == 1000 and all(len(r["turns"]) == len(r["kinds"]) == 1 for r in rows)
+    for r in rows:  # every answer is the scene's truth for its question, of the named kind
+        (q, a), kind = r["turns"][0], r["kinds"][0]
+        assert true_answer(scene, q) == (kind, a)
+    counts = Counter(r["kinds"][0] for r in rows)
+    assert 0.45 < counts["object_at"] / 1000 < 0.55
+    # the other half evenly over the other seven kinds (a scene allowing each of them)
+    assert all(40 < counts[k] < 105 for k in counts if k != "object_at") and len(counts) == 8
+    assert plain_rows(images, 0, "plain", single=single) == rows  # seeded
+
+    for bad, message in (
+        ({"per_image": 0}, "integer >= 1"),
+        ({"per_image": 2, "kind_share": {"objct_at": 0.5}}, "unknown kind"),
+        ({"per_image": 2, "kind_share": {"object_at": 0.7, "exists": 0.4}}, "adding to <= 1"),
+        ({"per_image": 2, "share": {}}, "per_image and kind_share"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            plain_rows(images, 0, "plain", single=bad)
+    with pytest.raises(ValueError, match="plain_single is set"):
+        plain_rows(images, 0, "plain", repeat={"object_at": 2}, single=single)
+    with pytest.raises(ValueError, match="plain_tasks"):
+        plain_rows(images, 0, "plain", ["rec"], single=single)
+
+    assert "plain_single" not in collection_key(compose_cfg(BASE).generator.collection)
+    on = compose_cfg([*BASE, "generator.collection.plain_single={per_image:3}"])
+    assert collection_key(on.generator.collection)["plain_single"] == {"per_image": 3}

@@ -120,11 +120,15 @@ def plain_rows(
     per_task: int = 2,
     repeat: dict | None = None,
     caption: bool = False,
+    single: dict | None = None,
 ) -> list[dict]:
     """One multi-turn conversation per image: every question kind once (``tasks`` None;
     ``repeat`` asks some kinds more often, ``caption`` ends with a dense caption), or
-    samples of the given tasks in their downstream form."""
-    _check_plain_options(repeat, caption, tasks)
+    samples of the given tasks in their downstream form; or, with ``single``, single-turn
+    questions instead (see ``single_turn_rows``)."""
+    _check_plain_options(repeat, caption, tasks, single)
+    if single:
+        return single_turn_rows(images, seed, tag, single)
     rng = random.Random(f"{seed}:{tag}")
     rows = []
     for img in images:
@@ -146,14 +150,72 @@ def plain_rows(
     return rows
 
 
-def _check_plain_options(repeat: dict | None, caption: bool, tasks: list[str] | None) -> None:
+def single_turn_rows(images: Iterable[WorldImage], seed: int, tag: str, single: dict) -> list[dict]:
+    """``single["per_image"]`` one-question rows per image. A kind named in
+    ``single["kind_share"]`` is asked that share of the time; the rest is spread evenly over
+    the other kinds (a kind the scene does not allow is redrawn from the others). Single turns
+    leak nothing: in a plain conversation a third of the ``object_at`` answers are named by an
+    earlier turn, so the model can copy them instead of looking (measured)."""
+    per_image, weights = _check_single(single)
+    rng = random.Random(f"{seed}:{tag}:single")
+    rows = []
+    for img in images:
+        for _ in range(per_image):
+            left = dict(weights)
+            while left:
+                name = rng.choices(list(left), weights=list(left.values()))[0]
+                asked = BY_NAME[name].ask(img.scene, rng)
+                if asked is not None:
+                    rows.append(
+                        {
+                            "image_id": img.id,
+                            "image": img.path,
+                            "turns": [[asked[0], asked[1]]],
+                            "kinds": [name],
+                        }
+                    )
+                    break
+                del left[name]
+    return rows
+
+
+def _check_single(single: dict) -> tuple[int, dict[str, float]]:
+    """``(per_image, weight per kind)`` of a ``plain_single`` config, or a ValueError."""
+    unknown_keys = sorted(set(single) - {"per_image", "kind_share"})
+    if unknown_keys:
+        raise ValueError(f"plain_single takes per_image and kind_share, not {unknown_keys}")
+    per_image = single.get("per_image")
+    if not (isinstance(per_image, int) and per_image >= 1):
+        raise ValueError(f"plain_single.per_image must be an integer >= 1, got {per_image!r}")
+    share = {k: float(v) for k, v in (single.get("kind_share") or {}).items()}
+    unknown = sorted(set(share) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"plain_single.kind_share names unknown kind(s) {unknown}")
+    if any(not 0.0 <= v <= 1.0 for v in share.values()) or sum(share.values()) > 1.0 + 1e-9:
+        raise ValueError(f"plain_single.kind_share: shares in [0, 1] adding to <= 1, got {share}")
+    others = [k.name for k in KINDS if k.name not in share]
+    rest = (1.0 - sum(share.values())) / len(others) if others else 0.0
+    weights = {k.name: share.get(k.name, rest) for k in KINDS}
+    weights = {k: w for k, w in weights.items() if w > 0}
+    if not weights:
+        raise ValueError("plain_single.kind_share leaves no kind to ask")
+    return per_image, weights
+
+
+def _check_plain_options(
+    repeat: dict | None, caption: bool, tasks: list[str] | None, single: dict | None = None
+) -> None:
     """A typo'd kind, or an option that cannot apply (the plain VQA conversations' repeat and
-    caption, with ``plain_tasks`` set), would otherwise be silently ignored."""
+    caption, with ``plain_tasks`` or ``plain_single`` set), would otherwise be silently
+    ignored."""
     for name, value in (("plain_repeat", repeat), ("plain_caption", caption)):
-        if value and tasks is not None:
-            raise ValueError(
-                f"{name} applies to plain VQA conversations; plain_tasks {tasks} is set"
-            )
+        for other, set_ in (("plain_tasks", tasks is not None), ("plain_single", bool(single))):
+            if value and set_:
+                raise ValueError(f"{name} applies to plain VQA conversations; {other} is set")
+    if single and tasks is not None:
+        raise ValueError(
+            f"plain_single asks the world's question kinds; plain_tasks {tasks} is set"
+        )
     if not repeat:
         return
     unknown = sorted(set(repeat) - set(BY_NAME))
@@ -216,7 +278,7 @@ def collection_key(collection) -> dict:
     so it re-uses the tokenizer and the base model."""
     key = dict(to_plain(collection))
     key.pop("tau_all", None)
-    for knob in ("plain_repeat", "plain_caption"):
+    for knob in ("plain_repeat", "plain_caption", "plain_single"):
         if not key.get(knob):  # absent when off: earlier collections stay valid
             key.pop(knob, None)
     return key
