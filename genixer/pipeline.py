@@ -516,6 +516,7 @@ class Pipeline:
                 f.train.hard_negatives,
                 self.seed,
                 bool(f.train.get("explain", False)),
+                float(f.train.get("answerable", 0.8)),
             )
         ]
         examples += JT.vqa_examples(judge, int(f.train.get("vqa_per_image", 0)), self.seed)

@@ -269,3 +269,26 @@ def test_explained_verdicts_start_with_the_verdict_and_state_the_truth(tmp_path,
         assert [t for t in first.tolist() if t != IGNORE_INDEX][0] == (
             processor.yes_id if label == "Yes" else processor.no_id
         )
+
+
+def test_fewer_answerable_draws_teach_more_questions_without_a_single_answer(tmp_path):
+    """``filter.train.answerable``: a generator's commonest error is a question with no single
+    answer in its scene; the rest of the draws have random params, so more of them lack one
+    (and are labelled No), and the items stay the same for the same seed."""
+    from genixer.stages.judge_train import NO_SINGLE_ANSWER, judge_examples
+    from genixer.world import ShapesWorld
+
+    images = ShapesWorld(seed=5, splits={"judge": 100}).materialize(tmp_path)["judge"]
+
+    def no_single(answerable: float) -> tuple[int, set]:
+        items = judge_examples(images, 10, 0.5, seed=1, explain=True, answerable=answerable)
+        labels = {a.split(",")[0] for _, (_, a) in items if NO_SINGLE_ANSWER in a}
+        return sum(NO_SINGLE_ANSWER in a for _, (_, a) in items), labels
+
+    few, labels = no_single(0.8)
+    many, more_labels = no_single(0.3)
+    assert labels == more_labels == {"No"}
+    assert many > 2 * few > 0
+    assert judge_examples(images, 3, 0.5, seed=1) == judge_examples(
+        images, 3, 0.5, seed=1, answerable=0.8
+    )  # the default is the earlier behaviour

@@ -49,22 +49,30 @@ def verdict(label: str, truth: str | None, explain: bool) -> str:
 
 
 def judge_examples(
-    images, items_per_image: int, hard_negatives: float, seed: int, explain: bool = False
+    images,
+    items_per_image: int,
+    hard_negatives: float,
+    seed: int,
+    explain: bool = False,
+    answerable: float = 0.8,
 ) -> list[tuple[object, tuple[str, str]]]:
     """``(image item, (judge prompt, answer))`` pairs, the same for the same seed; the answer
-    is the verdict (``Yes`` / ``No``), explained when ``explain`` (see :func:`verdict`)."""
+    is the verdict (``Yes`` / ``No``), explained when ``explain`` (see :func:`verdict`).
+    ``answerable``: the share of questions drawn valid for their scene; the rest have random
+    parameters, which may leave them without a single answer ("What color is the circle?"
+    with two circles): a generator's most common error, which the judge must reject."""
     rng = random.Random(f"{seed}:judge")
     kinds = tuple(k.name for k in KINDS)
     examples = []
     for img in images:
         for _ in range(items_per_image):
-            kind, q, truth = random_question(img.scene, rng, kinds)
+            kind, q, truth = random_question(img.scene, rng, kinds, answerable)
             if truth in YES_NO:  # balance the truth, or the shown word alone predicts the label
                 want = rng.choice(YES_NO)
                 for _ in range(MAX_REDRAWS):
                     if truth == want:
                         break
-                    kind, q, truth = random_question(img.scene, rng, (kind,))
+                    kind, q, truth = random_question(img.scene, rng, (kind,), answerable)
             if truth is not None and rng.random() < 0.5:
                 answer, label = truth, "Yes"
             else:
