@@ -429,7 +429,7 @@ def test_plain_single_asks_one_question_per_row_at_the_configured_kind_shares(co
         ({"per_image": 0}, "integer >= 1"),
         ({"per_image": 2, "kind_share": {"objct_at": 0.5}}, "unknown kind"),
         ({"per_image": 2, "kind_share": {"object_at": 0.7, "exists": 0.4}}, "adding to <= 1"),
-        ({"per_image": 2, "share": {}}, "per_image and kind_share"),
+        ({"per_image": 2, "share": {}}, "per_image, turns and kind_share"),
     ):
         with pytest.raises(ValueError, match=message):
             plain_rows(images, 0, "plain", single=bad)

@@ -4,6 +4,7 @@ templates), plain VQA conversations, and the tokenizer's corpus."""
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -151,42 +152,59 @@ def plain_rows(
 
 
 def single_turn_rows(images: Iterable[WorldImage], seed: int, tag: str, single: dict) -> list[dict]:
-    """``single["per_image"]`` one-question rows per image. A kind named in
-    ``single["kind_share"]`` is asked that share of the time; the rest is spread evenly over
-    the other kinds (a kind the scene does not allow is redrawn from the others). Single turns
-    leak nothing: in a plain conversation a third of the ``object_at`` answers are named by an
-    earlier turn, so the model can copy them instead of looking (measured)."""
-    per_image, weights = _check_single(single)
+    """``single["per_image"]`` rows per image of ``single["turns"]`` questions each (default
+    1: single-turn). A kind named in ``single["kind_share"]`` is asked that share of the time;
+    the rest is spread evenly over the other kinds (a kind the scene does not allow, or a
+    question already asked, is redrawn from the others). No answer leaks from an earlier turn
+    of the row: in the plain conversations a third of the ``object_at`` answers are named by
+    an earlier turn's question, so the model can copy them instead of looking (measured)."""
+    per_image, turns, weights = _check_single(single)
     rng = random.Random(f"{seed}:{tag}:single")
     rows = []
     for img in images:
         for _ in range(per_image):
-            left = dict(weights)
-            while left:
-                name = rng.choices(list(left), weights=list(left.values()))[0]
-                asked = BY_NAME[name].ask(img.scene, rng)
-                if asked is not None:
-                    rows.append(
-                        {
-                            "image_id": img.id,
-                            "image": img.path,
-                            "turns": [[asked[0], asked[1]]],
-                            "kinds": [name],
-                        }
-                    )
-                    break
-                del left[name]
+            asked: list[tuple[str, str, str]] = []
+            for _ in range(turns):
+                left = dict(weights)
+                while left:
+                    name = rng.choices(list(left), weights=list(left.values()))[0]
+                    got = BY_NAME[name].ask(img.scene, rng)
+                    if got is not None and not _leaks(got[0], got[1], asked):
+                        asked.append((got[0], got[1], name))
+                        break
+                    del left[name]
+            if asked:
+                rows.append(
+                    {
+                        "image_id": img.id,
+                        "image": img.path,
+                        "turns": [[q, a] for q, a, _ in asked],
+                        "kinds": [k for _, _, k in asked],
+                    }
+                )
     return rows
 
 
-def _check_single(single: dict) -> tuple[int, dict[str, float]]:
-    """``(per_image, weight per kind)`` of a ``plain_single`` config, or a ValueError."""
-    unknown_keys = sorted(set(single) - {"per_image", "kind_share"})
+def _leaks(question: str, answer: str, earlier: list[tuple[str, str, str]]) -> bool:
+    """The question was asked already, or an earlier turn names its answer or is answered by
+    what it names ("Where is the red circle?" -> "top left", then "Identify the object at
+    the top left.")."""
+
+    def names(text: str, phrase: str) -> bool:
+        return re.search(rf"\b{re.escape(phrase.lower())}\b", text.lower()) is not None
+
+    return any(q == question or names(q, answer) or names(question, a) for q, a, _ in earlier)
+
+
+def _check_single(single: dict) -> tuple[int, int, dict[str, float]]:
+    """``(per_image, turns, weight per kind)`` of a ``plain_single`` config, or a ValueError."""
+    unknown_keys = sorted(set(single) - {"per_image", "turns", "kind_share"})
     if unknown_keys:
-        raise ValueError(f"plain_single takes per_image and kind_share, not {unknown_keys}")
-    per_image = single.get("per_image")
-    if not (isinstance(per_image, int) and per_image >= 1):
-        raise ValueError(f"plain_single.per_image must be an integer >= 1, got {per_image!r}")
+        raise ValueError(f"plain_single takes per_image, turns and kind_share, not {unknown_keys}")
+    per_image, turns = single.get("per_image"), single.get("turns", 1)
+    for name, value in (("per_image", per_image), ("turns", turns)):
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"plain_single.{name} must be an integer >= 1, got {value!r}")
     share = {k: float(v) for k, v in (single.get("kind_share") or {}).items()}
     unknown = sorted(set(share) - set(BY_NAME))
     if unknown:
@@ -199,7 +217,7 @@ def _check_single(single: dict) -> tuple[int, dict[str, float]]:
     weights = {k: w for k, w in weights.items() if w > 0}
     if not weights:
         raise ValueError("plain_single.kind_share leaves no kind to ask")
-    return per_image, weights
+    return per_image, turns, weights
 
 
 def _check_plain_options(
