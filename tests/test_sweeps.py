@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -424,6 +425,18 @@ def test_plain_single_asks_one_question_per_row_at_the_configured_kind_shares(co
     # the other half evenly over the other seven kinds (a scene allowing each of them)
     assert all(40 < counts[k] < 105 for k in counts if k != "object_at") and len(counts) == 8
     assert plain_rows(images, 0, "plain", single=single) == rows  # seeded
+
+    # several turns per row: distinct questions, none naming an earlier answer or named by one
+    multi = plain_rows(images[:50], 0, "plain", single=single | {"turns": 4})
+    assert len(multi) == 250 and max(len(r["turns"]) for r in multi) == 4
+    for r in multi:
+        asked = [q for q, _ in r["turns"]]
+        assert len(set(asked)) == len(asked)
+        for i, (q, a) in enumerate(r["turns"]):
+            for q0, a0 in r["turns"][:i]:
+                words0, words = set(re.findall(r"\w+", q0.lower())), re.findall(r"\w+", q.lower())
+                assert not set(a.lower().split()) <= words0, (q0, q, a)
+                assert f" {a0.lower()} " not in f" {' '.join(words)} ", (q0, a0, q)
 
     for bad, message in (
         ({"per_image": 0}, "integer >= 1"),
