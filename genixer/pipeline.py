@@ -185,6 +185,12 @@ class Pipeline:
         tau = {k: float(v) for k, v in c.tau.items()}
         pairs, skipped = self._generator_pairs(tau)
         if labeled is not None:
+            shaping = [k for k in ("plain_repeat", "plain_caption", "plain_single") if c.get(k)]
+            if shaping:  # they shape the built-in world's questions, which a collection lacks
+                raise ValueError(
+                    f"generator.collection {shaping}: world=collection's plain rows are its "
+                    "labeled samples; these options apply to the built-in world"
+                )
             plain = L.plain_rows(labeled, list(c.tasks))
         else:
             plain_tasks = c.get("plain_tasks")

@@ -461,6 +461,11 @@ def test_collection_world_feeds_the_generator(compose_cfg, data_root, tmp_path):
     assert p.results["world"].info["collection"]["samples"] == 15
     assert (p.results["train_generator"].path / "model").is_dir()
 
+    # options that shape the built-in world's questions would be ignored here: refused
+    cfg.generator.collection.plain_single = {"per_image": 2}
+    with pytest.raises(ValueError, match="world=collection's plain rows"):
+        Pipeline(cfg).run()
+
 
 def test_collection_under_folder_world(compose_cfg, data_root, tmp_path):
     """The paper's layout: the labeled collection from the datasets, the unlabeled pool from
