@@ -28,7 +28,7 @@ def fit(
     """Train ``model`` in place for ``train_cfg['steps']`` optimizer steps.
 
     ``train_cfg`` keys: steps, batch_size, lr, and optionally weight_decay, warmup_ratio,
-    min_lr_ratio, trainable. Returns counts for the stage's manifest.
+    min_lr_ratio, trainable, position_jitter. Returns counts for the stage's manifest.
 
     ``checkpoint_every > 0`` saves ``<log_dir>/checkpoints/last.ckpt`` every that many steps
     and at the end; a call with the same arguments finding one resumes from it and ends
@@ -45,6 +45,8 @@ def fit(
         warmup_ratio=train_cfg.get("warmup_ratio", 0.03),
         min_lr_ratio=train_cfg.get("min_lr_ratio", 0.1),
         trainable=train_cfg.get("trainable", "all"),
+        position_jitter=train_cfg.get("position_jitter", 0),
+        seed=seed,
     )
     data = InstructionDataModule(
         dataset, partial(collate, padding_side="right"), train_cfg["batch_size"], seed
