@@ -63,3 +63,35 @@ def test_non_finite_loss_stops_with_a_clear_message():
     module = InstructionTuningModule(Bad())
     with pytest.raises(NonFiniteLossError, match="loss is nan"):
         module.training_step({"input_ids": torch.zeros(1, 2)}, 0)
+
+
+def test_position_jitter_moves_only_the_text_after_the_image(model):
+    """``position_jitter``: each row's text after its last image token moves on by one
+    seeded draw in 0..J; the image and what precedes it keep their positions; the same seed
+    and step draw the same (a resumed run trains the same), and the model's loss sees it."""
+    from genixer.models.vlm import num_image_tokens
+
+    n = num_image_tokens(model)
+    head = [1] + [model.config.image_token_index] * n  # BOS, then the image
+    ids = torch.tensor([head + [7, 8, 9], head + [7, 8, 0]] * 8)
+    width = n + 4
+    module = InstructionTuningModule(model, position_jitter=5, seed=3)
+    pos = module.jittered_positions(ids)
+    assert pos.shape == ids.shape
+    assert (pos[:, : n + 1] == torch.arange(n + 1)).all()  # BOS and image tokens untouched
+    shift = pos[:, n + 1 :] - torch.arange(n + 1, width)
+    assert (shift == shift[:, :1]).all() and shift.min() >= 0 and shift.max() <= 5
+    assert len(set(shift[:, 0].tolist())) > 1  # rows draw their own shift
+    assert torch.equal(
+        InstructionTuningModule(model, position_jitter=5, seed=3).jittered_positions(ids), pos
+    )
+    plain = InstructionTuningModule(model).jittered_positions  # jitter 0: no shift at all
+    assert torch.equal(plain(ids), torch.arange(width).expand(16, width))
+
+    pixels = torch.rand(16, 3, 32, 32)
+    with torch.no_grad():  # the model reads the positions (RoPE): its logits move
+        still = model(input_ids=ids, pixel_values=pixels).logits
+        moved = model(input_ids=ids, pixel_values=pixels, position_ids=pos).logits
+    assert not torch.equal(still, moved)
+    with pytest.raises(ValueError, match="position_jitter"):
+        InstructionTuningModule(model, position_jitter=-1)

@@ -40,7 +40,7 @@ class InstructionTuningModule(L.LightningModule):
         self.model = model
         self.position_jitter = int(position_jitter)
         self.seed = int(seed)
-        self.image_token_id = getattr(model.config, "image_token_index", None)
+        self.image_token_id = getattr(getattr(model, "config", None), "image_token_index", None)
         if self.position_jitter < 0:
             raise ValueError(f"position_jitter must be >= 0, got {position_jitter}")
         if self.position_jitter and self.image_token_id is None:
