@@ -32,6 +32,7 @@ def build_summary(p, seconds: float) -> dict:
             "parse_failures": gen["parse_failures"],
             "parse_failure_reasons": gen["parse_failure_reasons"],
             "oracle_accuracy": gen["oracle_accuracy"],
+            "oracle_errors": gen.get("oracle_errors"),  # absent from older cached stages
             "task_mix": gen["task_mix"],
             "diversity": G.diversity(gen, training_shares),
             "images_per_s": gen.get("images_per_s"),

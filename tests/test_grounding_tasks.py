@@ -123,6 +123,21 @@ def test_rec_oracle():
     d = rec_oracle_detail(HAND, qa)
     assert d["unique"] and d["iou"] == pytest.approx(1 / 3, abs=0.02)
 
+    def why(text: str) -> str | None:
+        task = get_task("rec")
+        return task.oracle_error(HAND, task.parse(text))
+
+    assert why(f"Question: Where is the square in the image? Answer: {RED_SQUARE}") is None
+    assert why(f"Question: Where is the square in the image? Answer: {shift}") == (
+        "box_iou_below_threshold"
+    )
+    assert why(f"Question: Where is the circle in the image? Answer: {RED_CIRCLE}") == (
+        "expression_not_unique"
+    )
+    assert why(f"Question: Where is the dog in the image? Answer: {RED_CIRCLE}") == (
+        "expression_not_unique"
+    )
+
 
 def test_reg_oracle():
     assert ok("reg", f"Question: Describe the region {RED_CIRCLE}. Answer: the red circle.")

@@ -16,6 +16,7 @@ SUMMARY_KEYS = [
     ("generation", "num_records"),
     ("generation", "parse_failures"),
     ("generation", "oracle_accuracy"),
+    ("generation", "oracle_errors"),
     ("generation", "task_mix"),
     ("generation", "diversity"),
     ("filter", "auroc"),
@@ -64,6 +65,10 @@ def test_cli_end_to_end_then_every_stage_is_reused(tmp_path):
     assert all(s["status"] == "ran" for s in summary["stages"].values())
     assert summary["generation"]["num_records"] + summary["generation"]["parse_failures"] == 16
     assert "kinds" in summary["generation"]["diversity"]
+    gen = summary["generation"]
+    if gen["num_records"]:  # every false record counted under one reason
+        false = round(gen["num_records"] * (1 - gen["oracle_accuracy"]))
+        assert sum(gen["oracle_errors"].values()) == false, gen["oracle_errors"]
     assert Path(summary["generation"]["records"]).exists()  # the merged, final records
     scored = summary["generation"]["num_records"] > 0  # a tiny generator may parse nothing
     for stage in ("train_generator", "generate", "score", "downstream_synthetic"):

@@ -131,6 +131,19 @@ def test_oracle_on_a_hand_made_scene():
         scene, [QA("How many circles are there?", "2"), QA("Count the red objects.", "1")]
     )
 
+    # why a sample is false: its first false pair's reason
+    def why(task, *pairs) -> str | None:
+        return get_task(task).oracle_error(scene, [QA(q, a) for q, a in pairs])
+
+    assert why("common", ("How many circles are there?", "2")) is None
+    assert why("common", ("How many circles are there?", "3")) == "wrong_answer"
+    assert why("common", ("What color is the circle?", "red")) == "no_single_answer"
+    assert why("common", ("Identify the object at the top.", "red circle")) == "no_single_answer"
+    assert why("common", ("Why is the sky blue?", "physics")) == "unknown_question"
+    pairs = [("How many circles are there?", "2"), ("Count the red objects.", "1")]
+    assert why("md", *pairs) == "wrong_answer"
+    assert why("md", *reversed(pairs)) == "wrong_answer"
+
 
 def test_two_level_templates():
     assert len(GENERIC_INSTRUCTIONS) >= 30

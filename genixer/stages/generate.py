@@ -186,6 +186,7 @@ def parse_generations(
     agnostic = AgnosticTask(members, detect) if task == "generic" else None
     records, failures = [], []
     reasons: Counter = Counter()
+    errors: Counter = Counter()  # why oracle-false records are false
     for r in read_jsonl(folder / GENERATIONS):  # complete and sorted by id (merge-checked)
         try:
             if agnostic is not None:
@@ -221,7 +222,10 @@ def parse_generations(
                 **decoding,
             },
         )
-        rec.oracle = t.check(scene, turns) if scene is not None else None
+        if scene is not None:
+            error = t.oracle_error(scene, turns)
+            rec.oracle = error is None
+            errors[error or "true"] += 1
         records.append(rec)
     write_jsonl(folder / RECORDS, (rec.to_json() for rec in records))
     write_jsonl(folder / FAILURES, failures)
@@ -234,6 +238,7 @@ def parse_generations(
         "parse_failures": len(failures),
         "parse_failure_reasons": dict(reasons),
         "oracle_accuracy": round(sum(judged) / len(judged), 4) if judged else None,
+        "oracle_errors": {k: v for k, v in sorted(errors.items()) if k != "true"},
         "task_mix": {
             k: round(v / max(1, len(records)), 4)
             for k, v in sorted(Counter(r.task for r in records).items())

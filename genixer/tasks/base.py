@@ -120,13 +120,26 @@ class Task:
     def check(self, scene: Scene, turns: list[QA]) -> bool:
         """True iff every pair is a question of the world with a single true answer in this
         scene and the sample's answer is it. Fills in each pair's ``kind``."""
-        ok = True
+        return self.oracle_error(scene, turns) is None
+
+    def oracle_error(self, scene: Scene, turns: list[QA]) -> str | None:
+        """Why the sample is not true of the scene (its first false pair's reason), or None
+        when it is: ``unknown_question`` (not a question the world knows),
+        ``no_single_answer`` ("What color is the circle?" with two circles), or
+        ``wrong_answer``. Fills in each pair's ``kind``."""
+        error = None
         for t in turns:
             found = classify(t.question)
             t.kind = found[0].name if found else "unknown"
             truth = found[0].truth(scene, found[1]) if found else None
-            ok &= truth is not None and self._answer_ok(t, truth)
-        return ok
+            if found is None:
+                reason = "unknown_question"
+            elif truth is None:
+                reason = "no_single_answer"
+            else:
+                reason = None if self._answer_ok(t, truth) else "wrong_answer"
+            error = error or reason
+        return error
 
     def _answer_ok(self, qa: QA, truth: str) -> bool:
         return normalize_answer(qa.answer_text()) == normalize_answer(truth)

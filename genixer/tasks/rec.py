@@ -111,17 +111,23 @@ class GroundingTask(Task):
             raise ParseError("wrong_turn_count", f"{len(pairs)} pairs for {self.name}")
         return pairs
 
-    def check(self, scene: Scene, turns: list[QA]) -> bool:
-        """True iff every turn is true of the scene; fills in each turn's ``kind``."""
-        ok = True
+    def oracle_error(self, scene: Scene, turns: list[QA]) -> str | None:
+        """The first false turn's reason (``error_reason``), or None when every turn is true
+        of the scene; fills in each turn's ``kind``."""
+        error = None
         for t in turns:
             kind, good = self.check_turn(scene, t)
             t.kind = kind
-            ok &= good
-        return ok
+            if not good and error is None:
+                error = self.error_reason(scene, t)
+        return error
 
     def check_turn(self, scene: Scene, qa: QA) -> tuple[str, bool]:
         raise NotImplementedError
+
+    def error_reason(self, scene: Scene, qa: QA) -> str:
+        """Why a false turn is false, where a task can say more than this."""
+        return "not_true_of_scene"
 
 
 # --- REC --------------------------------------------------------------------------------
@@ -174,3 +180,9 @@ class REC(GroundingTask):
     def check_turn(self, scene: Scene, qa: QA) -> tuple[str, bool]:
         d = rec_oracle_detail(scene, qa)
         return d["kind"], d["unique"] and d["iou"] is not None and d["iou"] >= IOU_THRESHOLD
+
+    def error_reason(self, scene: Scene, qa: QA) -> str:
+        d = rec_oracle_detail(scene, qa)
+        if not d["unique"]:
+            return "expression_not_unique"
+        return "no_box" if d["iou"] is None else "box_iou_below_threshold"
