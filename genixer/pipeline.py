@@ -163,10 +163,16 @@ class Pipeline:
     def _generator_pairs(self, tau: dict[str, float]) -> tuple[list[dict], dict]:
         c = self.cfg.generator.collection
         labeled = L.read_samples(self.world.path)
+        options = to_plain(c.get("sample_options"))
         if labeled is not None:  # world=collection: samples converted from public datasets
+            if options:
+                raise ValueError(
+                    "sample_options shape the built-in world's samples; "
+                    "world=collection's samples are converted, not drawn"
+                )
             return L.generator_pairs(labeled, list(c.tasks), tau, self.seed)
         return C.generator_pairs(
-            self.splits["collection"], list(c.tasks), dict(c.share), tau, self.seed
+            self.splits["collection"], list(c.tasks), dict(c.share), tau, self.seed, options
         )
 
     def _pairs_fn(self, folder: Path) -> dict:

@@ -33,8 +33,18 @@ def generator_pairs(
     share: dict[str, float],
     tau: dict[str, float],
     seed: int,
+    options: dict[str, dict] | None = None,
 ) -> tuple[list[dict], Counter]:
-    """One row per (image, task) draw: ``share[task]`` samples per image on average."""
+    """One row per (image, task) draw: ``share[task]`` samples per image on average;
+    ``options[task]`` goes to that task's ``sample`` (e.g. REC's ``expression_kinds``)."""
+    options = options or {}
+    for name, opts in options.items():
+        allowed = get_task(name).sample_options if name in tasks else None
+        if allowed is None or not set(opts or {}) <= set(allowed):
+            raise ValueError(
+                f"sample_options.{name}: {sorted(opts or {})}; "
+                + (f"{name} takes {list(allowed)}" if allowed is not None else f"tasks are {tasks}")
+            )
     rng = random.Random(f"{seed}:collect")
     skipped: Counter = Counter()
     rows = []
@@ -43,7 +53,7 @@ def generator_pairs(
             task = get_task(name)
             n = int(share.get(name, 1.0)) + (rng.random() < share.get(name, 1.0) % 1)
             for _ in range(n):
-                turns = task.sample(img.scene, rng)
+                turns = task.sample(img.scene, rng, **(options.get(name) or {}))
                 if turns is None:
                     skipped[f"{name}:no_valid_sample"] += 1
                     continue
@@ -296,7 +306,7 @@ def collection_key(collection) -> dict:
     so it re-uses the tokenizer and the base model."""
     key = dict(to_plain(collection))
     key.pop("tau_all", None)
-    for knob in ("plain_repeat", "plain_caption", "plain_single"):
+    for knob in ("plain_repeat", "plain_caption", "plain_single", "sample_options"):
         if not key.get(knob):  # absent when off: earlier collections stay valid
             key.pop(knob, None)
     return key

@@ -80,6 +80,7 @@ class Task:
     group: str = "generic"
     kinds: tuple[str, ...] = ()
     num_turns: tuple[int, int] = (1, 1)  # min, max QA pairs in one sample
+    sample_options: tuple[str, ...] = ()  # keyword arguments ``sample`` takes
 
     # --- ground truth -> sample (the built-in world) ---
     def sample(self, scene: Scene, rng: random.Random) -> list[QA] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 
 from genixer.boxes import (
     BoxParseError,
@@ -158,8 +159,18 @@ class REC(GroundingTask):
     name = "rec"
     kinds = tuple(f"rec_{k}" for k in EXPRESSION_KINDS)
 
-    def sample(self, scene: Scene, rng: random.Random) -> list[QA] | None:
-        picked = pick_ref(scene, rng)
+    sample_options = ("expression_kinds",)
+
+    def sample(
+        self, scene: Scene, rng: random.Random, expression_kinds: Sequence[str] | None = None
+    ) -> list[QA] | None:
+        """A unique expression of one of ``expression_kinds`` (default: every kind), the kind
+        drawn uniformly among those the scene allows, and its object's box."""
+        kinds = EXPRESSION_KINDS if expression_kinds is None else tuple(expression_kinds)
+        unknown = sorted(set(kinds) - set(EXPRESSION_KINDS))
+        if unknown or not kinds:
+            raise ValueError(f"expression_kinds: {list(kinds)}; kinds are {EXPRESSION_KINDS}")
+        picked = pick_ref(scene, rng, kinds)
         if picked is None:
             return None
         ref, obj = picked
