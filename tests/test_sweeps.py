@@ -454,3 +454,51 @@ def test_plain_single_asks_one_question_per_row_at_the_configured_kind_shares(co
     assert "plain_single" not in collection_key(compose_cfg(BASE).generator.collection)
     on = compose_cfg([*BASE, "generator.collection.plain_single={per_image:3}"])
     assert collection_key(on.generator.collection)["plain_single"] == {"per_image": 3}
+
+
+def test_sample_options_restrict_rec_expressions_and_are_keyed_only_when_set(compose_cfg):
+    import random
+
+    from genixer.stages.collect import collection_key, generator_pairs
+    from genixer.tasks import get_task
+    from genixer.world.base import WorldImage
+    from genixer.world.grounding import resolve
+    from genixer.world.scene import Obj, Scene
+
+    objs = [Obj("circle", "red", 0, (2, 2, 14, 14)), Obj("square", "blue", 4, (18, 18, 30, 30))]
+    scene = Scene(48, 48, 3, objs)
+    images = [WorldImage(f"i{n}", "collection", f"i{n}.png", scene) for n in range(60)]
+    kinds = ["position", "shape_position"]
+    pairs, _ = generator_pairs(
+        images, ["rec"], {"rec": 1.0}, {"rec": 0.0}, 0, {"rec": {"expression_kinds": kinds}}
+    )
+    assert len(pairs) == 60 and {p["kinds"][0] for p in pairs} == {f"rec_{k}" for k in kinds}
+    every, _ = generator_pairs(images, ["rec"], {"rec": 1.0}, {"rec": 0.0}, 0)
+    assert len({p["kinds"][0] for p in every}) == 5  # by default every kind
+    rec = get_task("rec")
+    for p in pairs:  # each expression still names exactly one object
+        expression = rec.parse(p["target"])[0].question[len("Where is ") : -len(" in the image?")]
+        assert resolve(scene, expression) is not None
+
+    for options, message in (
+        ({"rec": {"expression_kindz": kinds}}, "rec takes"),
+        ({"reg": {"expression_kinds": kinds}}, "tasks are"),
+        ({"rec": {"expression_kinds": ["size"]}}, "kinds are"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            generator_pairs(images, ["rec"], {"rec": 1.0}, {"rec": 0.0}, 0, options)
+    with pytest.raises(ValueError, match="kinds are"):
+        rec.sample(scene, random.Random(0), expression_kinds=[])
+
+    coll = compose_cfg([*BASE, "generator=shikra"]).generator.collection
+    assert "sample_options" not in collection_key(coll)
+    on = compose_cfg(
+        [
+            *BASE,
+            "generator=shikra",
+            "generator.collection.sample_options={rec:{expression_kinds:[position]}}",
+        ]
+    )
+    assert collection_key(on.generator.collection)["sample_options"] == {
+        "rec": {"expression_kinds": ["position"]}
+    }
