@@ -163,14 +163,16 @@ class Pipeline:
     def _generator_pairs(self, tau: dict[str, float]) -> tuple[list[dict], dict]:
         c = self.cfg.generator.collection
         labeled = L.read_samples(self.world.path)
-        options = to_plain(c.get("sample_options"))
         if labeled is not None:  # world=collection: samples converted from public datasets
-            if options:
+            knobs = ("plain_repeat", "plain_caption", "plain_single", "sample_options")
+            shaping = [k for k in knobs if c.get(k)]
+            if shaping:  # they shape the built-in world's draws, which a collection lacks
                 raise ValueError(
-                    "sample_options shape the built-in world's samples; "
-                    "world=collection's samples are converted, not drawn"
+                    f"generator.collection {shaping}: these options apply to the built-in "
+                    "world; world=collection's plain rows and samples are its converted ones"
                 )
             return L.generator_pairs(labeled, list(c.tasks), tau, self.seed)
+        options = to_plain(c.get("sample_options"))
         return C.generator_pairs(
             self.splits["collection"], list(c.tasks), dict(c.share), tau, self.seed, options
         )
@@ -190,13 +192,7 @@ class Pipeline:
         labeled = L.read_samples(self.world.path)
         tau = {k: float(v) for k, v in c.tau.items()}
         pairs, skipped = self._generator_pairs(tau)
-        if labeled is not None:
-            shaping = [k for k in ("plain_repeat", "plain_caption", "plain_single") if c.get(k)]
-            if shaping:  # they shape the built-in world's questions, which a collection lacks
-                raise ValueError(
-                    f"generator.collection {shaping}: world=collection's plain rows are its "
-                    "labeled samples; these options apply to the built-in world"
-                )
+        if labeled is not None:  # _generator_pairs refused the built-in world's options
             plain = L.plain_rows(labeled, list(c.tasks))
         else:
             plain_tasks = c.get("plain_tasks")

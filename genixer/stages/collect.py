@@ -150,15 +150,18 @@ def plain_rows(
             ]
         else:
             turns = task_conversation(img.scene, rng, tasks, per_task)
-        rows.append(
-            {
-                "image_id": img.id,
-                "image": img.path,
-                "turns": [[q, a] for q, a, _ in turns],
-                "kinds": [k for _, _, k in turns],
-            }
-        )
+        rows.append(_plain_row(img, turns))
     return rows
+
+
+def _plain_row(img: WorldImage, turns: list[tuple[str, str, str]]) -> dict:
+    """A plain-VQA row of ``(question, answer, kind)`` turns about one image."""
+    return {
+        "image_id": img.id,
+        "image": img.path,
+        "turns": [[q, a] for q, a, _ in turns],
+        "kinds": [k for _, _, k in turns],
+    }
 
 
 def single_turn_rows(images: Iterable[WorldImage], seed: int, tag: str, single: dict) -> list[dict]:
@@ -175,24 +178,27 @@ def single_turn_rows(images: Iterable[WorldImage], seed: int, tag: str, single: 
         for _ in range(per_image):
             asked: list[tuple[str, str, str]] = []
             for _ in range(turns):
-                left = dict(weights)
-                while left:
-                    name = rng.choices(list(left), weights=list(left.values()))[0]
-                    got = BY_NAME[name].ask(img.scene, rng)
-                    if got is not None and not _leaks(got[0], got[1], asked):
-                        asked.append((got[0], got[1], name))
-                        break
-                    del left[name]
+                got = _draw_question(img.scene, rng, weights, asked)
+                if got is not None:
+                    asked.append(got)
             if asked:
-                rows.append(
-                    {
-                        "image_id": img.id,
-                        "image": img.path,
-                        "turns": [[q, a] for q, a, _ in asked],
-                        "kinds": [k for _, _, k in asked],
-                    }
-                )
+                rows.append(_plain_row(img, asked))
     return rows
+
+
+def _draw_question(
+    scene, rng: random.Random, weights: dict[str, float], asked: list[tuple[str, str, str]]
+) -> tuple[str, str, str] | None:
+    """``(question, answer, kind)`` of a kind drawn by ``weights``; a kind the scene does not
+    allow, or whose question leaks, is dropped and the draw repeated; None when none is left."""
+    left = dict(weights)
+    while left:
+        name = rng.choices(list(left), weights=list(left.values()))[0]
+        got = BY_NAME[name].ask(scene, rng)
+        if got is not None and not _leaks(got[0], got[1], asked):
+            return got[0], got[1], name
+        del left[name]
+    return None
 
 
 def _leaks(question: str, answer: str, earlier: list[tuple[str, str, str]]) -> bool:
