@@ -87,6 +87,42 @@ def reference(env):
     return (folder / G.GENERATIONS).read_bytes()
 
 
+def test_lightning_teardown_puts_a_callers_model_back_where_it_was():
+    """Lightning moves the predict module to the CPU at teardown; a caller's model returns to
+    the device it came on instead (meta here: a move to the CPU would fail on it)."""
+    from genixer.stages.predict import _PredictModule
+
+    model = torch.nn.Linear(4, 4, device="meta")
+    module = _PredictModule(model, predictor=None)
+    module.cpu()
+    assert model.weight.device.type == "meta"
+    loaded = _PredictModule(None, predictor=None, load_model=lambda: torch.nn.Linear(2, 2))
+    loaded.configure_model()
+    assert loaded.cpu().model.weight.device.type == "cpu"  # nothing to return to: Lightning's way
+
+
+@pytest.mark.gpu
+def test_a_cuda_model_stays_on_the_gpu_after_generation(env, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    model = build_vlm(SPEC, env["proc"].tokenizer).cuda()
+    cfg = trainer_cfg(1)
+    cfg.accelerator = "gpu"
+    info = G.run_generation(
+        model,
+        env["proc"],
+        env["reqs"],
+        env["root"] / "world",
+        tmp_path,
+        4,
+        SHARD,
+        DECODING,
+        trainer_cfg=cfg,
+    )
+    assert info["generated"] == len(env["reqs"])
+    assert next(model.parameters()).device.type == "cuda"
+
+
 # ------------------------------------------------------------------------------ shards
 def test_shards_follow_ids_not_positions_and_split_ranks_exactly(tmp_path):
     ids = [f"r{i:03d}" for i in range(40)]

@@ -111,6 +111,16 @@ class _PredictModule(L.LightningModule):
         self.model = model
         self.predictor = predictor
         self.load_model = load_model
+        param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+        self._home = param.device if param is not None else None
+
+    def cpu(self):
+        # Lightning's teardown moves the module to the CPU. A caller's model goes back where
+        # the caller had it instead: a GPU model stays put (no 14 GB round trip per call for
+        # a 7B model), and a CPU model the trainer moved to a GPU comes back to the CPU.
+        if self._home is None:
+            return super().cpu()
+        return self.to(self._home)
 
     def configure_model(self) -> None:
         if self.model is None:
