@@ -462,6 +462,7 @@ def test_sample_options_restrict_rec_expressions_and_are_keyed_only_when_set(com
     from genixer.stages.collect import collection_key, generator_pairs
     from genixer.tasks import get_task
     from genixer.world.base import WorldImage
+    from genixer.world.grounding import FULL_EXPRESSION as FULL
     from genixer.world.grounding import resolve
     from genixer.world.scene import Obj, Scene
 
@@ -479,6 +480,16 @@ def test_sample_options_restrict_rec_expressions_and_are_keyed_only_when_set(com
     for p in pairs:  # each expression still names exactly one object
         expression = rec.parse(p["target"])[0].question[len("Where is ") : -len(" in the image?")]
         assert resolve(scene, expression) is not None
+
+    full, _ = generator_pairs(
+        images, ["rec"], {"rec": 1.0}, {"rec": 0.0}, 0, {"rec": {"expression_kinds": [FULL]}}
+    )  # every attribute: "the red circle at the top left", one of the two objects each time
+    assert {p["kinds"][0] for p in full} == {f"rec_{FULL}"}
+    texts = {rec.parse(p["target"])[0].question for p in full}
+    assert texts == {
+        "Where is the red circle at the top left in the image?",
+        "Where is the blue square at the center in the image?",
+    }
 
     for options, message in (
         ({"rec": {"expression_kindz": kinds}}, "rec takes"),

@@ -33,6 +33,7 @@ from genixer.tasks.base import (
 )
 from genixer.world.grounding import (
     EXPRESSION_KINDS,
+    FULL_EXPRESSION,
     IOU_THRESHOLD,
     object_box,
     pick_ref,
@@ -167,9 +168,10 @@ class REC(GroundingTask):
         """A unique expression of one of ``expression_kinds`` (default: every kind), the kind
         drawn uniformly among those the scene allows, and its object's box."""
         kinds = EXPRESSION_KINDS if expression_kinds is None else tuple(expression_kinds)
-        unknown = sorted(set(kinds) - set(EXPRESSION_KINDS))
+        known = (*EXPRESSION_KINDS, FULL_EXPRESSION)
+        unknown = sorted(set(kinds) - set(known))
         if unknown or not kinds:
-            raise ValueError(f"expression_kinds: {list(kinds)}; kinds are {EXPRESSION_KINDS}")
+            raise ValueError(f"expression_kinds: {list(kinds)}; kinds are {list(known)}")
         picked = pick_ref(scene, rng, kinds)
         if picked is None:
             return None

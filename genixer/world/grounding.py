@@ -41,6 +41,10 @@ _BRACKET = r"\[[^\[\]]*\]"
 
 # The kinds a sample uses (each names its attributes); the grammar reads any combination.
 EXPRESSION_KINDS = ("color_shape", "shape", "color", "shape_position", "position")
+# Every attribute at once: unique in any scene (one object per cell), so a generator that
+# names a real object cannot name several. Drawn only when asked for (REC's
+# ``expression_kinds``); the default draw above is unchanged.
+FULL_EXPRESSION = "color_shape_position"
 _EXPR = (
     rf"the (?:(?P<color>{_COLOR}) )?(?:(?P<shape>{_SHAPE})|object)"
     rf"(?: at the (?P<position>{_POS}))?"
