@@ -51,6 +51,13 @@ def test_phases_switch_trainable_parameters_both_ways(model):
         InstructionTuningModule(model, trainable="some")
 
 
+def test_a_loaded_model_trains_in_train_mode(model):
+    """from_pretrained returns a model in eval mode; Lightning keeps modes as it finds them."""
+    model.eval()
+    InstructionTuningModule(model, trainable="no_vision")
+    assert all(m.training for m in model.modules())
+
+
 def test_non_finite_loss_stops_with_a_clear_message():
     class Bad(torch.nn.Module):
         def __init__(self):

@@ -59,6 +59,10 @@ class InstructionTuningModule(L.LightningModule):
         refreeze = getattr(model, "freeze_unused_parameters", None)
         if callable(refreeze):
             refreeze()
+        # A model from ``from_pretrained`` comes in eval mode, and Lightning keeps each
+        # module's mode as it finds it: without this a loaded model would train with its
+        # dropout off. Frozen parts train in train mode too, as in LLaVA's own recipe.
+        model.train()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.position_jitter:
