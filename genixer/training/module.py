@@ -81,8 +81,9 @@ class InstructionTuningModule(L.LightningModule):
         (drawn from the seed and the step, so a resumed run draws the same). Without it a
         tiny language model finds an image cell by its distance from the question: a base
         model trained on single questions answered ``object_at`` at 0.98 asked alone and
-        0.34 after a few other turns (measured). Shifted, it has to read the cell from the
-        tower's features, which say where each patch is at any distance."""
+        0.34 after a few other turns (measured). Shifted, only the tower's features say where
+        each patch is; measured, the language model does not learn to read them (README:
+        "Not even an explicit cell code is read")."""
         n, length = input_ids.shape
         steps = torch.arange(length, device=input_ids.device)
         is_image = input_ids == self.image_token_id
