@@ -35,6 +35,7 @@ from transformers import (
 from genixer.chat import IMAGE_TOKEN
 from genixer.convert.checkpoint_io import PICKLE_SUFFIXES, pickle_refusal
 from genixer.convert.keymaps import LLAVA_HF_TO_PROJECT
+from genixer.models.positions import marker_ids, restart_position_ids
 from genixer.models.processor import ChatProcessor
 
 PROJECTOR_TYPES = ("mlp2x_gelu", "linear")
@@ -53,6 +54,8 @@ class GenixerVLMConfig(LlavaConfig):
     projector_type: str = "mlp2x_gelu"
     image_start_token: str | None = None
     image_end_token: str | None = None
+    # Token sequences after which position ids restart (genixer.models.positions); None: off.
+    position_restart_markers: list[list[int]] | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
@@ -112,6 +115,18 @@ class GenixerVLM(LlavaForConditionalGeneration):
         """Freeze what can never get a gradient (see :func:`freeze_unused_vision_parameters`)."""
         return freeze_unused_vision_parameters(self)
 
+    def prepare_inputs_for_generation(self, input_ids, *args, **kwargs):
+        # With position restarts, each decoding step's ids come from the whole sequence so
+        # far (the step's own token may have just completed a marker).
+        inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        markers = self.config.position_restart_markers
+        if markers and inputs.get("input_ids") is not None:
+            full = restart_position_ids(
+                input_ids, kwargs.get("attention_mask"), self.config.image_token_index, markers
+            )
+            inputs["position_ids"] = full[:, -inputs["input_ids"].shape[1] :]
+        return inputs
+
 
 AutoConfig.register(GenixerVLMConfig.model_type, GenixerVLMConfig, exist_ok=True)
 
@@ -164,7 +179,7 @@ def build_vlm(spec: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> Genix
     projector_type, max_position_embeddings. Optional: vision_feature_layer (-2),
     vision_feature_select_strategy ("default": drop CLS), vision_pos_init_std (re-initialise
     CLIP's position embeddings with this std; it helped position questions on tiny models),
-    attn_implementation ("sdpa"). Vocabulary and special ids come from the tokenizer.
+    attn_implementation ("sdpa"), position_restart (false; see genixer.models.positions). Vocabulary and special ids come from the tokenizer.
     Uses the global torch RNG: seed it first for a reproducible model.
     """
     vision = CLIPVisionConfig(
@@ -202,6 +217,8 @@ def build_vlm(spec: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> Genix
     )
     config.image_seq_length = num_image_tokens(config)
     config._attn_implementation = spec.get("attn_implementation", "sdpa")
+    if spec.get("position_restart"):
+        config.position_restart_markers = marker_ids(tokenizer)
     model = GenixerVLM(config)
     std = spec.get("vision_pos_init_std")
     if std is not None:

@@ -11,6 +11,8 @@ import math
 import lightning as L
 import torch
 
+from genixer.models.positions import restart_position_ids
+
 # Which parameters a phase trains. "projector" is LLaVA's first stage (feature alignment).
 TRAINABLE = {
     "all": lambda name: True,
@@ -40,7 +42,13 @@ class InstructionTuningModule(L.LightningModule):
         self.model = model
         self.position_jitter = int(position_jitter)
         self.seed = int(seed)
-        self.image_token_id = getattr(getattr(model, "config", None), "image_token_index", None)
+        config = getattr(model, "config", None)
+        self.image_token_id = getattr(config, "image_token_index", None)
+        self.restart_markers = getattr(config, "position_restart_markers", None)
+        if self.position_jitter and self.restart_markers:
+            raise ValueError(
+                "position_jitter and the model's position_restart both set position ids"
+            )
         if self.position_jitter < 0:
             raise ValueError(f"position_jitter must be >= 0, got {position_jitter}")
         if self.position_jitter and self.image_token_id is None:
@@ -67,6 +75,14 @@ class InstructionTuningModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.position_jitter:
             batch = dict(batch, position_ids=self.jittered_positions(batch["input_ids"]))
+        elif self.restart_markers:
+            ids = restart_position_ids(
+                batch["input_ids"],
+                batch.get("attention_mask"),
+                self.image_token_id,
+                self.restart_markers,
+            )
+            batch = dict(batch, position_ids=ids)
         loss = self.model(**batch).loss
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
