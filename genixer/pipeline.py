@@ -164,8 +164,7 @@ class Pipeline:
         c = self.cfg.generator.collection
         labeled = L.read_samples(self.world.path)
         if labeled is not None:  # world=collection: samples converted from public datasets
-            knobs = ("plain_repeat", "plain_caption", "plain_single", "sample_options")
-            shaping = [k for k in knobs if c.get(k)]
+            shaping = [k for k in C.WORLD_DRAW_OPTIONS if c.get(k)]
             if shaping:  # they shape the built-in world's draws, which a collection lacks
                 raise ValueError(
                     f"generator.collection {shaping}: these options apply to the built-in "

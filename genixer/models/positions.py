@@ -48,6 +48,7 @@ def restart_position_ids(
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0).cpu()
+    markers = [list(m) for m in markers]  # compared with row slices (lists) below
     rows = input_ids.tolist()
     for r, row in enumerate(rows):
         images = [i for i, t in enumerate(row) if t == image_token_id]
@@ -57,7 +58,7 @@ def restart_position_ids(
         starts: list[tuple[int, int]] = []  # (index, marker length)
         i = images[-1] + 1
         while i < len(row):
-            hit = next((m for m in markers if row[i : i + len(m)] == list(m)), None)
+            hit = next((m for m in markers if row[i : i + len(m)] == m), None)
             if hit is not None:
                 starts.append((i, len(hit)))
                 i += len(hit)

@@ -179,8 +179,9 @@ def build_vlm(spec: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> Genix
     projector_type, max_position_embeddings. Optional: vision_feature_layer (-2),
     vision_feature_select_strategy ("default": drop CLS), vision_pos_init_std (re-initialise
     CLIP's position embeddings with this std; it helped position questions on tiny models),
-    attn_implementation ("sdpa"), position_restart (false; see genixer.models.positions). Vocabulary and special ids come from the tokenizer.
-    Uses the global torch RNG: seed it first for a reproducible model.
+    attn_implementation ("sdpa"), position_restart (false; see genixer.models.positions).
+    Vocabulary and special ids come from the tokenizer. Uses the global torch RNG: seed it
+    first for a reproducible model.
     """
     vision = CLIPVisionConfig(
         image_size=spec["image_size"],

@@ -304,6 +304,11 @@ def effective_tau(collection) -> dict[str, float]:
     return {t: tau_all for t in collection["tasks"]}
 
 
+# Opt-in options that shape the built-in world's draws: absent from the collect stage's key
+# when off (so earlier collections stay valid), refused with world=collection.
+WORLD_DRAW_OPTIONS = ("plain_repeat", "plain_caption", "plain_single", "sample_options")
+
+
 def collection_key(collection) -> dict:
     """What of the collection config decides the collect stage (plain conversations, the
     tokenizer, the samples' targets): everything but ``tau_all``, the tau ablation's knob.
@@ -312,8 +317,8 @@ def collection_key(collection) -> dict:
     so it re-uses the tokenizer and the base model."""
     key = dict(to_plain(collection))
     key.pop("tau_all", None)
-    for knob in ("plain_repeat", "plain_caption", "plain_single", "sample_options"):
-        if not key.get(knob):  # absent when off: earlier collections stay valid
+    for knob in WORLD_DRAW_OPTIONS:
+        if not key.get(knob):
             key.pop(knob, None)
     return key
 

@@ -225,7 +225,8 @@ def parse_generations(
         if scene is not None:
             error = t.oracle_error(scene, turns)
             rec.oracle = error is None
-            errors[error or "true"] += 1
+            if error is not None:
+                errors[error] += 1
         records.append(rec)
     write_jsonl(folder / RECORDS, (rec.to_json() for rec in records))
     write_jsonl(folder / FAILURES, failures)
@@ -238,7 +239,7 @@ def parse_generations(
         "parse_failures": len(failures),
         "parse_failure_reasons": dict(reasons),
         "oracle_accuracy": round(sum(judged) / len(judged), 4) if judged else None,
-        "oracle_errors": {k: v for k, v in sorted(errors.items()) if k != "true"},
+        "oracle_errors": dict(sorted(errors.items())),
         "task_mix": {
             k: round(v / max(1, len(records)), 4)
             for k, v in sorted(Counter(r.task for r in records).items())
