@@ -1,5 +1,6 @@
 """Benchmark metrics (VQA soft accuracy, exact match, POPE, multiple choice, REC)."""
 
+from genixer.core.text import normalize_answer
 from genixer.evaluation.metrics import (
     auroc,
     exact_match,
@@ -10,7 +11,6 @@ from genixer.evaluation.metrics import (
     rec_accuracy,
     vqa_accuracy,
 )
-from genixer.evaluation.normalize import normalize_answer
 
 __all__ = [
     "auroc",

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from genixer.chat import IMAGE_TOKEN
+from genixer.core.chat import IMAGE_TOKEN
+from genixer.core.images import ImageError, open_rgb, safe_join
+from genixer.core.ledger import SkipLedger
+from genixer.core.record import read_jsonl, stable_seed, write_jsonl
 from genixer.models.generation import generate
+from genixer.models.llava.model import load_vlm, processor_for
 from genixer.models.tokenizer import load_checkpoint_tokenizer
-from genixer.models.vlm import load_vlm, processor_for
-from genixer.record import read_jsonl, stable_seed, write_jsonl
-from genixer.skips import SkipLedger
-from genixer.world.imageio import ImageError, open_rgb, safe_join
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

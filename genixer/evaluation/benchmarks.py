@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genixer.boxes import normalize
-from genixer.record import read_jsonl
-from genixer.skips import SkipLedger
+from genixer.core.boxes import normalize
+from genixer.core.ledger import SkipLedger
+from genixer.core.record import read_jsonl
 from genixer.tasks.mcvqa import format_options
 from genixer.tasks.rec import QUESTION as REC_QUESTION
 from genixer.tasks.templates import MC_ANSWER_HINT, SHORT_ANSWER_HINT, UNANSWERABLE_HINT

@@ -10,7 +10,7 @@ import re
 import string
 from collections.abc import Sequence
 
-from genixer.evaluation.normalize import normalize_answer
+from genixer.core.text import normalize_answer
 
 
 def _check_parallel(a: Sequence[object], b: Sequence[object], what: str) -> None:
@@ -158,7 +158,7 @@ def rec_accuracy(
 
     Boxes are ``(x0, y0, x1, y1)`` in one frame; a ``None`` prediction (unparsable) is a miss.
     """
-    from genixer.boxes import iou  # lazy: genixer.boxes owns IoU
+    from genixer.core.boxes import iou  # lazy: genixer.core.boxes owns IoU
 
     _check_parallel(pred_boxes, gt_boxes, "rec_accuracy")
     hits = sum(

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from genixer.boxes import BoxParseError, find_brackets, iou, parse_box, to_original
+from genixer.core.boxes import BoxParseError, find_brackets, iou, parse_box, to_original
+from genixer.core.ledger import SkipLedger
+from genixer.core.record import write_jsonl
 from genixer.evaluation.benchmarks import BENCHMARKS, Item
 from genixer.evaluation.metrics import (
     exact_match,
@@ -25,8 +27,6 @@ from genixer.evaluation.metrics import (
     pope_metrics,
     vqa_accuracy,
 )
-from genixer.record import write_jsonl
-from genixer.skips import SkipLedger
 
 BOX_FRAMES = ("original", "padded")
 IOU_THRESHOLD = 0.5

@@ -1,12 +1,10 @@
 """Models: the project tokenizer, the chat processor, the LLaVA/Shikra generator, generation.
 
-The Fuyu judge lives in :mod:`genixer.models.judge` (imported on its own: it is optional).
+The Fuyu judge lives in :mod:`genixer.models.fuyu.model` (imported on its own: it is optional).
 """
 
 from genixer.models.generation import SeededSampler, generate
-from genixer.models.processor import IGNORE_INDEX, ChatProcessor
-from genixer.models.tokenizer import SPECIAL_TOKENS, build_tokenizer, load_tokenizer, save_tokenizer
-from genixer.models.vlm import (
+from genixer.models.llava.model import (
     CLIP_MEAN,
     CLIP_STD,
     GenixerVLM,
@@ -18,6 +16,8 @@ from genixer.models.vlm import (
     processor_for,
     save_vlm,
 )
+from genixer.models.processor import IGNORE_INDEX, ChatProcessor
+from genixer.models.tokenizer import SPECIAL_TOKENS, build_tokenizer, load_tokenizer, save_tokenizer
 
 __all__ = [
     "CLIP_MEAN",

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, PreTrainedModel
 
-from genixer.chat import Turn
+from genixer.core.chat import Turn
 from genixer.models.processor import ChatProcessor
 
 LOGPROB_DECIMALS = 4

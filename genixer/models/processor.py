@@ -1,6 +1,6 @@
 """Images and conversations -> model inputs, for every LLaVA-style model of the project.
 
-One image per conversation. The text is the chat format of :mod:`genixer.chat`; its single
+One image per conversation. The text is the chat format of :mod:`genixer.core.chat`; its single
 ``<image>`` token is expanded to ``num_image_tokens`` copies, one per visual feature, which
 is what transformers' ``LlavaForConditionalGeneration`` replaces with projected features.
 Loss labels are ``-100`` everywhere except on the assistant answers (and their ``</s>``).
@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from transformers import PreTrainedTokenizerBase
 
-from genixer.chat import BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN, Turn, segments
+from genixer.core.chat import BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN, Turn, segments
 
 IGNORE_INDEX = -100
 

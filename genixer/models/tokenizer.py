@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from genixer.chat import BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN, UNK_TOKEN
+from genixer.core.chat import BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN, UNK_TOKEN
 
 # Fuyu's processor writes these into its prompts (speaker marker, image row break, BOS-like
 # separator); the judge needs them as single tokens.
@@ -125,3 +126,13 @@ def load_checkpoint_tokenizer(directory: str | os.PathLike) -> PreTrainedTokeniz
             "`sentencepiece` package. Or pass --tokenizer with a folder holding tokenizer.json "
             "of the same vocabulary (e.g. the llava-hf or Vicuna release's)."
         ) from err
+
+
+def tokenizer_at(
+    model_dir: str | os.PathLike, fallback: PreTrainedTokenizerBase
+) -> PreTrainedTokenizerBase:
+    """The tokenizer a saved model was trained with: a real checkpoint's own (stored beside
+    its weights), else ``fallback`` (the project tokenizer built from the collection)."""
+    if (Path(model_dir) / "tokenizer.json").is_file():
+        return load_tokenizer(model_dir)
+    return fallback

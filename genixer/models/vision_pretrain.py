@@ -21,6 +21,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from genixer.core.build import build
+from genixer.world.base import WorldImage, load_image
 from genixer.world.scene import COLORS, SHAPES, Scene
 
 NUM_CLASSES = 1 + len(SHAPES) * len(COLORS)  # 0 = no object under the patch
@@ -132,19 +134,27 @@ def load_tower(model, folder: Path) -> None:
 
 def pretrain_patches(
     encoder: nn.Module,
-    pixels: torch.Tensor,
-    labels: torch.Tensor,
-    train_cfg,
-    trainer: L.Trainer,
+    images: list[WorldImage],
+    *,
+    world: Path,
+    to_pixels,
+    spec,
+    train,
+    trainer_cfg,
+    log_dir: Path,
     seed: int,
     factored: bool = False,
 ) -> dict:
     """Train ``encoder`` (pixels -> per-patch features, with ``hidden_size`` and
-    ``num_patches``) to name what lies under each patch."""
-    module = PatchAttributeModule(encoder, train_cfg.lr, factored)
+    ``num_patches``) to name what lies under each patch of ``images`` (their scenes give the
+    labels; ``to_pixels`` is the model's own image -> pixel tensor)."""
+    pixels = torch.stack([to_pixels(load_image(world, i)) for i in images])
+    labels = torch.stack([patch_labels(i.scene, spec.image_size, spec.patch_size) for i in images])
+    trainer = build(trainer_cfg, max_steps=int(train["steps"]), default_root_dir=str(log_dir))
+    module = PatchAttributeModule(encoder, train["lr"], factored)
     loader = DataLoader(
         TensorDataset(pixels, labels),
-        batch_size=train_cfg.batch_size,
+        batch_size=train["batch_size"],
         shuffle=True,
         generator=torch.Generator().manual_seed(seed),
     )

@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from genixer.chat import Turn, prompt
+from genixer.core.chat import Turn, prompt
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 

@@ -1,6 +1,6 @@
 """Adversarial VQA (POPE-like): yes/no existence with near-miss absent objects."""
 
-from genixer.record import QA
+from genixer.core.record import QA
 from genixer.tasks.base import ParseError, Task
 from genixer.world.questions import EXISTENCE
 

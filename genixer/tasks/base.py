@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 import re
 
-from genixer.chat import Turn
+from genixer.core.chat import Turn
+from genixer.core.record import QA
 from genixer.evaluation import normalize_answer
-from genixer.record import QA
 from genixer.tasks.templates import JUDGE_PROMPT
 from genixer.world.questions import BY_NAME, classify
 from genixer.world.scene import Scene
@@ -80,7 +80,6 @@ class Task:
     group: str = "generic"
     kinds: tuple[str, ...] = ()
     num_turns: tuple[int, int] = (1, 1)  # min, max QA pairs in one sample
-    sample_options: tuple[str, ...] = ()  # keyword arguments ``sample`` takes
 
     # --- ground truth -> sample (the built-in world) ---
     def sample(self, scene: Scene, rng: random.Random) -> list[QA] | None:

@@ -6,7 +6,7 @@ options -> mcvqa, a yes/no existence question -> adv, otherwise common.
 
 from __future__ import annotations
 
-from genixer.record import QA
+from genixer.core.record import QA
 from genixer.tasks.adv import AdvVQA
 from genixer.tasks.base import ParseError, Task, count_questions, first_question
 from genixer.tasks.common import CommonVQA

@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 import re
 
-from genixer.chat import Turn
-from genixer.record import QA
+from genixer.core.chat import Turn
+from genixer.core.record import QA
 from genixer.tasks.base import ANSWER_MARKER, QUESTION_MARKER, ParseError, Task, parse_pairs
 from genixer.tasks.templates import MC_ANSWER_HINT
 from genixer.world.questions import BY_NAME, OPEN_KINDS

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 
-from genixer.record import QA
+from genixer.core.record import QA
 from genixer.tasks.base import ParseError
 from genixer.tasks.rec import GroundingTask, grounded_qa, read_brackets
 from genixer.world.grounding import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from genixer.record import QA
+from genixer.core.record import QA
 from genixer.tasks.base import ParseError
 from genixer.tasks.rec import GroundingTask, grounded_qa
 from genixer.world.grounding import RD_KINDS, ask_dialogue_turn, dialogue_turn_ok

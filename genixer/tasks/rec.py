@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
 
-from genixer.boxes import (
+from genixer.core.boxes import (
     BoxParseError,
     find_brackets,
     format_box,
     iou,
     parse_bracket,
 )
-from genixer.record import QA
+from genixer.core.record import QA
 from genixer.tasks.base import (
     ANSWER_MARKER,
     QUESTION_MARKER,
@@ -33,7 +32,6 @@ from genixer.tasks.base import (
 )
 from genixer.world.grounding import (
     EXPRESSION_KINDS,
-    FULL_EXPRESSION,
     IOU_THRESHOLD,
     object_box,
     pick_ref,
@@ -160,19 +158,10 @@ class REC(GroundingTask):
     name = "rec"
     kinds = tuple(f"rec_{k}" for k in EXPRESSION_KINDS)
 
-    sample_options = ("expression_kinds",)
-
-    def sample(
-        self, scene: Scene, rng: random.Random, expression_kinds: Sequence[str] | None = None
-    ) -> list[QA] | None:
-        """A unique expression of one of ``expression_kinds`` (default: every kind), the kind
-        drawn uniformly among those the scene allows, and its object's box."""
-        kinds = EXPRESSION_KINDS if expression_kinds is None else tuple(expression_kinds)
-        known = (*EXPRESSION_KINDS, FULL_EXPRESSION)
-        unknown = sorted(set(kinds) - set(known))
-        if unknown or not kinds:
-            raise ValueError(f"expression_kinds: {list(kinds)}; kinds are {list(known)}")
-        picked = pick_ref(scene, rng, kinds)
+    def sample(self, scene: Scene, rng: random.Random) -> list[QA] | None:
+        """A unique expression, its kind drawn uniformly among those the scene allows, and
+        its object's box."""
+        picked = pick_ref(scene, rng, EXPRESSION_KINDS)
         if picked is None:
             return None
         ref, obj = picked

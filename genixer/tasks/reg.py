@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import random
 
-from genixer.boxes import format_box
-from genixer.record import QA
+from genixer.core.boxes import format_box
+from genixer.core.record import QA
 from genixer.tasks.base import ParseError
 from genixer.tasks.rec import GroundingTask, grounded_qa, read_brackets, read_one_box
 from genixer.world.grounding import (

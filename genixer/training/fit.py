@@ -7,28 +7,36 @@ from functools import partial
 from pathlib import Path
 
 import lightning as L
+import torch
 
+from genixer.core.build import build
+from genixer.core.record import stable_seed
 from genixer.training.data import EncodedDataset, InstructionDataModule
 from genixer.training.module import InstructionTuningModule, NonFiniteLossError
 from genixer.training.progress import ProgressLog
 from genixer.training.resume import LAST, FiniteCheckpoint, checkpoint_step, last_checkpoint
-from genixer.utils import build
+
+
+def seed_model_init(seed: int, tag: str) -> None:
+    """Seed torch for a new model's initial weights, one stream per role (base, judge...)."""
+    torch.manual_seed(stable_seed(seed, tag))
 
 
 def fit(
     model,
     dataset: EncodedDataset,
     collate,
-    train_cfg: dict,
+    *,
+    train,
     trainer_cfg,
     seed: int,
     log_dir: str | Path,
     checkpoint_every: int = 0,
 ) -> dict:
-    """Train ``model`` in place for ``train_cfg['steps']`` optimizer steps.
+    """Train ``model`` in place for ``train["steps"]`` optimizer steps.
 
-    ``train_cfg`` keys: steps, batch_size, lr, and optionally weight_decay, warmup_ratio,
-    min_lr_ratio, trainable, position_jitter. Returns counts for the stage's manifest.
+    ``train`` (a phase of the config): steps, batch_size, lr, warmup_ratio, trainable.
+    Returns counts for the stage's manifest.
 
     ``checkpoint_every > 0`` saves ``<log_dir>/checkpoints/last.ckpt`` every that many steps
     and at the end; a call with the same arguments finding one resumes from it and ends
@@ -39,17 +47,10 @@ def fit(
         raise ValueError("no training examples")
     L.seed_everything(seed, workers=True, verbose=False)
     module = InstructionTuningModule(
-        model,
-        lr=train_cfg["lr"],
-        weight_decay=train_cfg.get("weight_decay", 0.0),
-        warmup_ratio=train_cfg.get("warmup_ratio", 0.03),
-        min_lr_ratio=train_cfg.get("min_lr_ratio", 0.1),
-        trainable=train_cfg.get("trainable", "all"),
-        position_jitter=train_cfg.get("position_jitter", 0),
-        seed=seed,
+        model, lr=train["lr"], warmup_ratio=train["warmup_ratio"], trainable=train["trainable"]
     )
     data = InstructionDataModule(
-        dataset, partial(collate, padding_side="right"), train_cfg["batch_size"], seed
+        dataset, partial(collate, padding_side="right"), train["batch_size"], seed
     )
     progress = ProgressLog(name=Path(log_dir).parent.parent.name)
     callbacks: list = [progress]
@@ -63,7 +64,7 @@ def fit(
     start_step = checkpoint_step(resume_from) if resume_from else None
     trainer = build(
         trainer_cfg,
-        max_steps=int(train_cfg["steps"]),
+        max_steps=int(train["steps"]),
         default_root_dir=str(log_dir),
         callbacks=callbacks,
         **extra,

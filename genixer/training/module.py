@@ -11,8 +11,6 @@ import math
 import lightning as L
 import torch
 
-from genixer.models.positions import restart_position_ids
-
 # Which parameters a phase trains. "projector" is LLaVA's first stage (feature alignment).
 TRAINABLE = {
     "all": lambda name: True,
@@ -26,38 +24,20 @@ class NonFiniteLossError(RuntimeError):
 
 
 class InstructionTuningModule(L.LightningModule):
+    """AdamW (betas 0.9 / 0.98, no weight decay) with a linear warmup and a cosine decay to
+    a tenth of ``lr``; the phase's ``trainable`` parameters only."""
+
+    betas = (0.9, 0.98)
+    weight_decay = 0.0
+    min_lr_ratio = 0.1  # the cosine ends at this share of lr
+
     def __init__(
-        self,
-        model: torch.nn.Module,
-        lr: float = 5e-4,
-        weight_decay: float = 0.0,
-        warmup_ratio: float = 0.03,
-        min_lr_ratio: float = 0.1,
-        trainable: str = "all",
-        betas: tuple[float, float] = (0.9, 0.98),
-        position_jitter: int = 0,
-        seed: int = 0,
+        self, model: torch.nn.Module, *, lr: float, warmup_ratio: float, trainable: str
     ) -> None:
         super().__init__()
         self.model = model
-        self.position_jitter = int(position_jitter)
-        self.seed = int(seed)
-        config = getattr(model, "config", None)
-        self.image_token_id = getattr(config, "image_token_index", None)
-        self.restart_markers = getattr(config, "position_restart_markers", None)
-        if self.position_jitter and self.restart_markers:
-            raise ValueError(
-                "position_jitter and the model's position_restart both set position ids"
-            )
-        if self.position_jitter < 0:
-            raise ValueError(f"position_jitter must be >= 0, got {position_jitter}")
-        if self.position_jitter and self.image_token_id is None:
-            raise ValueError("position_jitter needs a model with image tokens (a LLaVA config)")
         self.lr = lr
-        self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
-        self.min_lr_ratio = min_lr_ratio
-        self.betas = tuple(betas)
         if trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {sorted(TRAINABLE)}, got {trainable!r}")
         self.trainable = trainable
@@ -73,16 +53,6 @@ class InstructionTuningModule(L.LightningModule):
         model.train()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        if self.position_jitter:
-            batch = dict(batch, position_ids=self.jittered_positions(batch["input_ids"]))
-        elif self.restart_markers:
-            ids = restart_position_ids(
-                batch["input_ids"],
-                batch.get("attention_mask"),
-                self.image_token_id,
-                self.restart_markers,
-            )
-            batch = dict(batch, position_ids=ids)
         loss = self.model(**batch).loss
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -91,23 +61,6 @@ class InstructionTuningModule(L.LightningModule):
             )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
-
-    def jittered_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Position ids with the text after each row's image moved on by a random 0..jitter
-        (drawn from the seed and the step, so a resumed run draws the same). Without it a
-        tiny language model finds an image cell by its distance from the question: a base
-        model trained on single questions answered ``object_at`` at 0.98 asked alone and
-        0.34 after a few other turns (measured). Shifted, only the tower's features say where
-        each patch is; measured, the language model does not learn to read them (README:
-        "Not even an explicit cell code is read")."""
-        n, length = input_ids.shape
-        steps = torch.arange(length, device=input_ids.device)
-        is_image = input_ids == self.image_token_id
-        last_image = torch.where(is_image.any(1), (is_image * steps).argmax(1), -1)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.global_step))
-        shift = torch.randint(0, self.position_jitter + 1, (n,), generator=gen)
-        after = steps[None, :] > last_image[:, None]
-        return steps[None, :] + after * shift.to(input_ids.device)[:, None]
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -1,14 +1,13 @@
-"""Image sources: the built-in procedural world and (later) real folders and collections."""
+"""The built-in world's knowledge: scenes, the question bank, grounding facts; and what every
+image source hands the pipeline (images with ids, in named splits)."""
 
-from genixer.world.base import SPLITS, WorldImage, load_image, safe_join
+from genixer.world.base import SPLITS, WorldImage, load_image, read_index, safe_join
 from genixer.world.scene import Obj, Scene, render
-from genixer.world.shapes import ShapesWorld, read_index
 
 __all__ = [
     "SPLITS",
     "Obj",
     "Scene",
-    "ShapesWorld",
     "WorldImage",
     "load_image",
     "read_index",

@@ -1,17 +1,17 @@
 """What every image source hands the pipeline: images with stable ids, in named splits.
 
-``safe_join`` and the robust RGB loading live in :mod:`genixer.world.imageio`."""
+``safe_join`` and the robust RGB loading live in :mod:`genixer.core.images`."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from genixer.world.imageio import DEFAULT_MAX_PIXELS, open_rgb, safe_join
+from genixer.core.images import DEFAULT_MAX_PIXELS, open_rgb, safe_join
 from genixer.world.scene import Scene
 
 # The roles the paper's data plays (DESIGN.md): generator training collection, unlabeled
@@ -32,25 +32,31 @@ def load_image(
 ) -> Image.Image:
     """An image as RGB, from a WorldImage or a path relative to ``root``.
 
-    Raises :class:`~genixer.world.imageio.ImageError` (a ValueError) with a ``reason`` when
+    Raises :class:`~genixer.core.images.ImageError` (a ValueError) with a ``reason`` when
     the file escapes ``root``, is missing, empty, corrupt, truncated or too large."""
     rel = item.path if isinstance(item, WorldImage) else item
     return open_rgb(safe_join(root, rel), max_pixels)
 
 
-def store_file(src: Path, dst: Path, link: str) -> str:
-    """Put ``src`` at ``dst`` atomically: a hard link when ``link == "hardlink"`` and the file
-    system allows it, else a copy. Returns ``"linked"`` or ``"copied"``."""
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    how = "copied"
-    if link == "hardlink":
-        try:
-            os.link(src, tmp)
-            how = "linked"
-        except OSError:
-            shutil.copyfile(src, tmp)
-    else:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-    return how
+def write_index(root: Path, splits: dict[str, list[WorldImage]]) -> None:
+    tmp = root / "scenes.jsonl.tmp"
+    with open(tmp, "w") as f:
+        for split, items in splits.items():
+            for it in items:
+                row = {"id": it.id, "split": split, "path": it.path}
+                if it.scene is not None:
+                    row["scene"] = it.scene.to_dict()
+                f.write(json.dumps(row, sort_keys=True) + "\n")
+    os.replace(tmp, root / "scenes.jsonl")
+
+
+def read_index(root: str | Path) -> dict[str, list[WorldImage]]:
+    out: dict[str, list[WorldImage]] = {s: [] for s in SPLITS}
+    with open(Path(root) / "scenes.jsonl") as f:
+        for line in f:
+            row = json.loads(line)
+            scene = Scene.from_dict(row["scene"]) if "scene" in row else None
+            out.setdefault(row["split"], []).append(
+                WorldImage(row["id"], row["split"], row["path"], scene)
+            )
+    return out

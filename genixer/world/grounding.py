@@ -4,7 +4,7 @@ box-grounded reasoning chains and referential-dialogue turns, with their truth.
 Everything here is about the scene (what a phrase names, which object a point hits, what the
 true answer is); the task modules (``genixer.tasks.rec`` ...) own the sample text format.
 Boxes are normalized to the ORIGINAL image frame (the built-in world's images are square, so
-the padded frame coincides) and written only through :mod:`genixer.boxes`.
+the padded frame coincides) and written only through :mod:`genixer.core.boxes`.
 
 Referring expressions follow one grammar, ``the [color] (shape|object) [at the position]``:
 ``the red circle``, ``the circle``, ``the red object``, ``the circle at the top left``,
@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from genixer.boxes import (
+from genixer.core.boxes import (
     BoxParseError,
     contains,
     find_brackets,
@@ -41,10 +41,6 @@ _BRACKET = r"\[[^\[\]]*\]"
 
 # The kinds a sample uses (each names its attributes); the grammar reads any combination.
 EXPRESSION_KINDS = ("color_shape", "shape", "color", "shape_position", "position")
-# Every attribute at once: unique in any scene (one object per cell), so a generator that
-# names a real object cannot name several. Drawn only when asked for (REC's
-# ``expression_kinds``); the default draw above is unchanged.
-FULL_EXPRESSION = "color_shape_position"
 _EXPR = (
     rf"the (?:(?P<color>{_COLOR}) )?(?:(?P<shape>{_SHAPE})|object)"
     rf"(?: at the (?P<position>{_POS}))?"

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from genixer.core.record import QA
 from genixer.world.scene import COLORS, POSITIONS, SHAPES, Scene
 
 _SHAPE = "|".join(SHAPES)
@@ -167,16 +168,16 @@ EXISTENCE = ("exists",)
 OPEN_KINDS = tuple(k.name for k in KINDS if k.name not in EXISTENCE)
 
 
-# A dense caption: every object with its cell, in reading order. Not a benchmark kind; an
-# optional last turn of the base model's plain conversations (generator.collection.
-# plain_caption): it names every occupied cell, where the questions name one per kind.
-CAPTION_QUESTION = "Describe each object and where it is."
-
-
-def caption(scene: Scene) -> str:
-    """``"red circle at the top left, blue square at the center."`` (row-major order)."""
-    objs = sorted(scene.objects, key=lambda o: o.cell)
-    return ", ".join(f"{o.name} at the {o.position}" for o in objs) + "." if objs else "nothing."
+def plain_conversation(scene: Scene, rng: random.Random) -> list[QA]:
+    """Every kind of question the scene allows, once, in random order: dense VQA supervision
+    (one image's questions in one multi-turn sequence learn faster than one per sequence)."""
+    out = []
+    for kind in KINDS:
+        asked = kind.ask(scene, rng)
+        if asked is not None:  # None: the scene does not allow this kind (no unique shape...)
+            out.append(QA(asked[0], asked[1], kind=kind.name))
+    rng.shuffle(out)
+    return out
 
 
 def classify(question: str) -> tuple[QuestionKind, dict] | None:

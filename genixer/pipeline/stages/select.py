@@ -1,0 +1,42 @@
+"""The select stage: the band or threshold over the scores (every record without a
+filter), then ``select.fraction`` of what passed (the data-scale ablation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genixer.core.record import write_jsonl
+from genixer.filters.base import read_scores
+from genixer.filters.selection import select
+from genixer.pipeline.stage import Inputs, RunContext, Stage
+from genixer.pipeline.stages.dedup import read_deduplicated
+
+SELECTED = "selected.jsonl"
+
+
+class Select(Stage):
+    name, version, phase = "select", 1, "select"
+    reads = {"generate": "dedup", "score": "score"}
+
+    def __init__(self, train_stage: str) -> None:
+        self.uses = {"trained": train_stage}  # a calibrated threshold comes from its training
+
+    def key(self, ctx: RunContext) -> dict:
+        return ctx.filter.selection_key() | {"fraction": float(ctx.cfg.select.fraction)}
+
+    def run(self, ctx: RunContext, inputs: Inputs, folder: Path) -> dict:
+        records = read_deduplicated(inputs["generate"].path)
+        scores = read_scores(inputs["score"].path) if "score" in inputs else None
+        trained = inputs["trained"].info if "trained" in inputs else {}
+        f = ctx.filter
+        kept, info = select(
+            records, scores, f.band, f.threshold_for(trained), float(ctx.cfg.select.fraction)
+        )
+        write_jsonl(folder / SELECTED, (r.to_json() for r in kept))
+        return info
+
+    def summarize(self, ctx: RunContext, results) -> dict:
+        block = {"name": ctx.filter.name}
+        if "score" not in results:  # the score stage's block says these otherwise
+            block |= {"auroc": None, "scores": None}
+        return {"filter": block, "select": results["select"].info}

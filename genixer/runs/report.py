@@ -1,0 +1,405 @@
+"""The report of a sweep: ``python -m genixer.report <sweep dir | parent run id>``.
+
+Reads the sweep's child runs from MLflow, groups them by setting (the overrides that vary
+across the sweep, seeds left out), and writes ``report.md`` (mean and std over seeds for each
+setting, then one line per job: status, time, stages ran / re-used), ``report.png`` and
+``report.json`` to the sweep's folder and to the parent run's artifacts (``report/``).
+A multirun writes it by itself at its end (:class:`genixer.runs.sweep.SweepCallback`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from genixer.runs.sweep_record import read_sweep_record
+from genixer.runs.tracking import PARENT_RUN_TAG, SWEEP_ID_TAG, default_tracking_uri
+
+METRICS = [
+    "downstream.accuracy",
+    "downstream.gain",
+    "downstream.baseline_accuracy",
+    "select.num_kept",
+    "select.oracle_accuracy",
+    "filter.auroc",
+    "generation.oracle_accuracy",
+    "wall_seconds",
+]
+PLOTTED = ["downstream.accuracy", "downstream.gain", "select.oracle_accuracy", "select.num_kept"]
+COUNTS = ("select.num_kept", "select.num_passed", "generation.num_records", "wall_seconds")
+
+
+def is_seed_key(key: str) -> bool:
+    """``seed``, ``downstream.seed``, ``world.seed``...: what varies between repeats."""
+    return key == "seed" or key.endswith(".seed")
+
+
+def split_override(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+@dataclass
+class Job:
+    run_id: str
+    name: str
+    status: str
+    overrides: dict[str, str]
+    metrics: dict[str, float]
+    error: str | None = None
+    setting: str = ""
+    seed: str = ""
+
+    @property
+    def num(self) -> int:
+        digits = "".join(c for c in self.name if c.isdigit())
+        return int(digits) if digits else 0
+
+
+@dataclass
+class Setting:
+    label: str
+    point: list[str] = field(default_factory=list)  # its values of the varying keys
+    jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def finished(self) -> list[Job]:
+        return [j for j in self.jobs if j.status == "FINISHED"]
+
+    def values(self, metric: str) -> list[float]:
+        return [j.metrics[metric] for j in self.finished if metric in j.metrics]
+
+
+def _overrides_of(run) -> dict[str, str]:
+    tags = run.data.tags
+    if "genixer.overrides_json" in tags:
+        items = json.loads(tags["genixer.overrides_json"])
+    else:
+        items = tags.get("genixer.overrides", "").split()
+    return dict(split_override(o) for o in items)
+
+
+def load_jobs(client: MlflowClient, parent_run_id: str) -> list[Job]:
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'",
+        max_results=10000,
+    )
+    jobs = [
+        Job(
+            r.info.run_id,
+            r.info.run_name or r.info.run_id[:8],
+            r.info.status,
+            _overrides_of(r),
+            dict(r.data.metrics),
+            r.data.tags.get("genixer.error"),
+        )
+        for r in runs
+    ]
+    return sorted(jobs, key=lambda j: (j.num, j.name))
+
+
+def group(jobs: list[Job]) -> tuple[list[Setting], list[str]]:
+    """Settings in sweep order; a setting is the jobs' values of the keys that vary across
+    the sweep, seeds left out. Also returns those keys."""
+    keys: list[str] = []
+    for j in jobs:
+        keys += [k for k in j.overrides if k not in keys]
+    varying = [
+        k for k in keys if not is_seed_key(k) and len({j.overrides.get(k) for j in jobs}) > 1
+    ]
+    settings: dict[str, Setting] = {}
+    for j in jobs:
+        j.setting = " ".join(f"{k}={j.overrides.get(k, '-')}" for k in varying) or "all jobs"
+        j.seed = " ".join(f"{k}={v}" for k, v in j.overrides.items() if is_seed_key(k))
+        values = [j.overrides.get(k, "-") for k in varying]
+        settings.setdefault(j.setting, Setting(j.setting, values)).jobs.append(j)
+    return list(settings.values()), varying
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def _fmt(metric: str, value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.1f}" if metric.endswith(COUNTS) else f"{value:.3f}"
+
+
+def cell(metric: str, values: list[float]) -> str:
+    mean, std = mean_std(values)
+    if mean is None:
+        return "-"
+    return _fmt(metric, mean) + (f" ± {_fmt(metric, std)}" if std is not None else "")
+
+
+def stage_times(jobs: list[Job]) -> tuple[float, float, list[str]]:
+    """(the finished jobs' pipeline seconds, an estimate of the same jobs each with an empty
+    cache: every re-used stage costs the mean time it took where it ran in this sweep, and
+    the stages never run here, which the estimate leaves out).
+
+    Measure the second number for real by giving every job its own cache
+    (experiments/README.md)."""
+    finished = [j for j in jobs if j.status == "FINISHED"]
+
+    def stages(job: Job, reused: bool) -> list[str]:
+        return [
+            k[len("stages.") : -len(".reused")]
+            for k, v in job.metrics.items()
+            if k.startswith("stages.") and k.endswith(".reused") and (v == 1.0) == reused
+        ]
+
+    ran: dict[str, list[float]] = {}
+    for j in finished:
+        for name in stages(j, reused=False):
+            ran.setdefault(name, []).append(j.metrics.get(f"stages.{name}.seconds", 0.0))
+    actual = sum(j.metrics.get("wall_seconds", 0.0) for j in finished)
+    cold, unknown = actual, set()
+    for j in finished:
+        for name in stages(j, reused=True):
+            if name in ran:
+                cold += statistics.fmean(ran[name])
+            else:
+                unknown.add(name)
+    return actual, cold, sorted(unknown)
+
+
+def markdown(
+    title: str,
+    parent_run_id: str,
+    uri: str,
+    settings: list[Setting],
+    jobs: list[Job],
+    empty_cache_seconds: float | None = None,
+) -> str:
+    """The report's text. ``empty_cache_seconds``: the measured pipeline time of one of the
+    sweep's jobs run alone from an empty cache; each job costs about that without re-use."""
+    metrics = [m for m in METRICS if any(m in j.metrics for j in jobs)]
+    failed = [j for j in jobs if j.status != "FINISHED"]
+    lines = [
+        f"# Sweep report: {title}",
+        "",
+        f"MLflow parent run `{parent_run_id}` in `{uri}`: {len(jobs)} jobs, "
+        f"{len(jobs) - len(failed)} finished, {len(failed)} not.",
+        "Each cell: mean ± std (sample std) over the finished seeds of a setting.",
+        "",
+        "| " + " | ".join(["setting", "seeds", *metrics]) + " |",
+        "|---" * (len(metrics) + 2) + "|",
+    ]
+    for s in settings:
+        n_bad = len(s.jobs) - len(s.finished)
+        seeds = str(len(s.finished)) + (f" (+{n_bad} failed)" if n_bad else "")
+        cells = [cell(m, s.values(m)) for m in metrics]
+        lines.append("| " + " | ".join([s.label, seeds, *cells]) + " |")
+    actual, cold, unknown = stage_times(jobs)
+    lines += [
+        "",
+        f"Pipeline time of the finished jobs: {actual:.0f} s. The same jobs each with an "
+        f"empty cache (estimate: each re-used stage at the mean time it took where it ran): "
+        f"{cold:.0f} s" + (f", {cold / actual:.1f}x." if actual > 0 else "."),
+    ]
+    if unknown:
+        lines.append(f"Re-used in every job, so left out of the estimate: {', '.join(unknown)}.")
+    if empty_cache_seconds is not None and actual > 0:
+        n = len([j for j in jobs if j.status == "FINISHED"])
+        lines.append(
+            f"Measured: one job alone from an empty cache took {empty_cache_seconds:.0f} s; "
+            f"{n} such jobs: {n * empty_cache_seconds:.0f} s, "
+            f"{n * empty_cache_seconds / actual:.1f}x the sweep's {actual:.0f} s."
+        )
+    lines += ["", "## Jobs", "", "| job | setting | seed | status | seconds | ran | re-used |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for j in jobs:
+        reused = [k for k, v in j.metrics.items() if k.endswith(".reused") and v == 1.0]
+        ran = [k for k, v in j.metrics.items() if k.endswith(".reused") and v == 0.0]
+        status = j.status + (f": {j.error}" if j.error else "")
+        lines.append(
+            f"| {j.name} | {j.setting} | {j.seed or '-'} | {status} | "
+            f"{_fmt('wall_seconds', j.metrics.get('wall_seconds'))} | {len(ran)} | {len(reused)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(settings: list[Setting], varying: list[str], jobs: list[Job], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in PLOTTED if any(m in j.metrics for j in jobs)] or ["wall_seconds"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
+    labels = ["\n".join(s.point) or s.label for s in settings]
+    xs = list(range(len(settings)))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for x, s in zip(xs, settings, strict=True):
+            vals = s.values(metric)
+            ax.scatter([x] * len(vals), vals, color="0.6", s=14, zorder=2)
+            mean, std = mean_std(vals)
+            if mean is not None:
+                ax.errorbar(x, mean, yerr=std or 0.0, fmt="o", color="C0", capsize=4, zorder=3)
+        if metric == "downstream.accuracy":
+            base = [
+                j.metrics["downstream.baseline_accuracy"]
+                for j in jobs
+                if j.status == "FINISHED" and "downstream.baseline_accuracy" in j.metrics
+            ]
+            if base:
+                ax.axhline(statistics.fmean(base), color="C3", ls="--", label="baseline")
+                ax.legend(fontsize=8)
+        if metric == "downstream.gain":
+            ax.axhline(0.0, color="0.3", lw=0.8)
+        ax.set_title(metric, fontsize=10)
+        longest = max(len(x) for line in labels for x in line.split("\n"))
+        tilt = {"rotation": 30, "ha": "right"} if longest * len(labels) > 44 else {}
+        ax.set_xticks(xs, labels, fontsize=8, **tilt)
+        ax.set_xlim(-0.5, len(xs) - 0.5)
+        ax.grid(axis="y", alpha=0.3)
+    title = ", ".join(varying) or "sweep"
+    fig.suptitle(f"{title}   (grey: each seed; blue: mean ± std)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def make_report(
+    tracking_uri: str,
+    parent_run_id: str,
+    out_dir: Path,
+    log_to_parent: bool = True,
+    empty_cache_seconds: float | None = None,
+) -> dict[str, Path]:
+    """Write report.md / report.png / report.json to ``out_dir`` (and the parent's artifacts)."""
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    jobs = load_jobs(client, parent_run_id)
+    if not jobs:
+        raise ValueError(f"run {parent_run_id} has no child runs in {tracking_uri}")
+    settings, varying = group(jobs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = parent.info.run_name or parent_run_id
+    paths = {
+        "markdown": out_dir / "report.md",
+        "plot": out_dir / "report.png",
+        "json": out_dir / "report.json",
+    }
+    text = markdown(title, parent_run_id, tracking_uri, settings, jobs, empty_cache_seconds)
+    paths["markdown"].write_text(text)
+    plot(settings, varying, jobs, paths["plot"])
+    data = {
+        "parent_run_id": parent_run_id,
+        "varying": varying,
+        "settings": [
+            {
+                "setting": s.label,
+                "finished": len(s.finished),
+                "failed": len(s.jobs) - len(s.finished),
+                "metrics": {
+                    m: dict(zip(("mean", "std"), mean_std(s.values(m)), strict=True))
+                    | {"values": s.values(m)}
+                    for m in METRICS
+                    if s.values(m)
+                },
+            }
+            for s in settings
+        ],
+        "jobs": [
+            {
+                "name": j.name,
+                "run_id": j.run_id,
+                "status": j.status,
+                "setting": j.setting,
+                "seed": j.seed,
+                "error": j.error,
+            }
+            for j in jobs
+        ],
+    }
+    paths["json"].write_text(json.dumps(data, indent=2))
+    if log_to_parent:
+        for p in paths.values():
+            client.log_artifact(parent_run_id, str(p), "report")
+    return paths
+
+
+def _find_parent(client: MlflowClient, sweep_dir: Path) -> str:
+    exps = [e.experiment_id for e in client.search_experiments()]
+    found = client.search_runs(
+        exps, filter_string=f"tags.`{SWEEP_ID_TAG}` = '{sweep_dir}'", max_results=1
+    )
+    if not found:
+        raise SystemExit(f"no MLflow parent run for sweep {sweep_dir} in {client.tracking_uri}")
+    return found[0].info.run_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m genixer.runs.report", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("target", help="a sweep folder (multirun/...) or an MLflow parent run id")
+    ap.add_argument(
+        "--tracking-uri",
+        help="default: the sweep's own store, else "
+        "sqlite:///$GENIXER_ROOT/mlflow.db (or the working directory's)",
+    )
+    ap.add_argument("--out", help="where to write (default: the sweep folder)")
+    ap.add_argument("--no-log", action="store_true", help="do not log to the parent run")
+    ap.add_argument(
+        "--empty-cache-summary",
+        help="summary.json of one of the sweep's jobs run alone from an empty cache: the "
+        "report compares the sweep's time with that job's times the number of jobs",
+    )
+    args = ap.parse_args(argv)
+    empty = None
+    if args.empty_cache_summary:
+        empty = float(json.loads(Path(args.empty_cache_summary).read_text())["wall_seconds"])
+    default_uri = default_tracking_uri(os.environ.get("GENIXER_ROOT"))
+    target = Path(args.target)
+    if target.is_dir():
+        sweep_dir = target.resolve()
+        record = read_sweep_record(sweep_dir) or {}
+        uri = args.tracking_uri or record.get("tracking_uri") or default_uri
+        parent = record.get("parent_run_id") or _find_parent(MlflowClient(uri), sweep_dir)
+        out = Path(args.out) if args.out else sweep_dir
+    else:
+        uri = args.tracking_uri or default_uri
+        parent = args.target
+        try:
+            run = MlflowClient(uri).get_run(parent)
+        except MlflowException as err:
+            raise SystemExit(
+                f"{parent!r} is not a sweep folder, nor a run id in {uri}: {err.message}"
+            ) from None
+        sweep = Path(run.data.tags.get(SWEEP_ID_TAG, ""))
+        out = (
+            Path(args.out)
+            if args.out
+            else (sweep if str(sweep) != "." and sweep.is_dir() else Path(f"report-{parent[:8]}"))
+        )
+    try:
+        paths = make_report(uri, parent, out, not args.no_log, empty)
+    except ValueError as err:  # not a sweep's parent run
+        raise SystemExit(str(err)) from None
+    print(paths["markdown"].read_text())
+    print(paths["markdown"])
+    print(paths["plot"])
+    print(f"MLflow parent run {parent} in {uri}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
