@@ -46,13 +46,13 @@ def generator_pairs(
     for img in images:
         for name in tasks:
             task = get_task(name)
-            n = int(share.get(name, 1.0)) + (rng.random() < share.get(name, 1.0) % 1)
+            n = int(share[name]) + (rng.random() < share[name] % 1)
             for _ in range(n):
                 turns = task.sample(img.scene, rng)
                 if turns is None:
                     skipped[f"{name}:no_valid_sample"] += 1
                     continue
-                template_id, text = instruction(name, rng, tau.get(name, 0.0))
+                template_id, text = instruction(name, rng, tau[name])
                 rows.append(
                     {
                         "image_id": img.id,
@@ -134,7 +134,7 @@ def labeled_pairs(
         if s.task not in tasks:
             skipped[f"{s.task}:not_a_collection_task"] += 1
             continue
-        template_id, text = instruction(s.task, rng, tau.get(s.task, 0.0))
+        template_id, text = instruction(s.task, rng, tau[s.task])
         rows.append(
             {
                 "image_id": s.image_id,
