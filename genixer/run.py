@@ -11,7 +11,7 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from genixer.config.check import check_config  # noqa: E402
+from genixer.config.schema import check_config  # noqa: E402
 from genixer.runs.finish import finish_run  # noqa: E402
 
 log = logging.getLogger("genixer")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from genixer.config.check import ConfigError, check_config
+from genixer.config.check import ConfigError
+from genixer.config.schema import check_config
 from tests.conftest import CONF, tiny_overrides
 
 GROUPS = ("world", "generator", "task", "filter", "downstream", "trainer", "logger")

@@ -11,22 +11,21 @@ the rules that span several keys (a band's order, an impossible combination).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import (
-    InterpolationResolutionError,
-    InterpolationToMissingValueError,
-    MissingMandatoryValue,
-)
+from hydra.utils import get_object
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key."""
 
+
+MISSING = "???"
+_UNSET = "must be set, got null (or a value that resolves only inside `python -m genixer.run`)"
 
 # A field whose default is OPTIONAL may be left out of the YAML (nothing is filled in).
 OPTIONAL = object()
@@ -38,40 +37,6 @@ def optional():
 
 def fail(path: str, message: str) -> typing.NoReturn:
     raise ConfigError(f"{path}: {message}")
-
-
-def check_config(cfg: DictConfig) -> Any:
-    """The checked config as schema objects; raises :class:`ConfigError` naming the key."""
-    from genixer.config.schema import RunConfig
-
-    node = _plain(cfg)
-    node.pop("hydra", None)
-    return check_node(node, RunConfig, "")
-
-
-MISSING = "???"
-_UNSET = "must be set, got null (or a value that resolves only inside `python -m genixer.run`)"
-
-
-def _plain(node: Any) -> Any:
-    """A resolved plain copy in which a required value (``???``, or an interpolation of one)
-    reads ``???`` and a value that only resolves inside Hydra's app reads None."""
-    if isinstance(node, DictConfig):
-        return {k: _plain(_value(node, k)) for k in node}
-    if OmegaConf.is_list(node):
-        return [_plain(_value(node, i)) for i in range(len(node))]
-    return node
-
-
-def _value(node: Any, key: Any) -> Any:
-    if OmegaConf.is_missing(node, key):
-        return MISSING
-    try:
-        return node[key]
-    except (MissingMandatoryValue, InterpolationToMissingValueError):
-        return MISSING
-    except InterpolationResolutionError:
-        return None
 
 
 def check_node(value: Any, annotation: Any, path: str) -> Any:
@@ -167,3 +132,36 @@ def at_least(path: str, value: float | None, low: float) -> None:
 def within(path: str, value: float | None, low: float, high: float) -> None:
     if value is not None and not low <= value <= high:
         fail(path, f"must lie in [{low}, {high}], got {value}")
+
+
+def check_targeted(node: dict, registry: dict[str, type], path: str) -> Any:
+    """A ``_target_`` node against its target's schema; a target of your own against the
+    keywords its constructor takes."""
+    target = node.get("_target_")
+    if not isinstance(target, str):
+        fail(f"{path}._target_", "is missing")
+    if target in registry:
+        return check_node(node, registry[target], path)
+    try:
+        params = inspect.signature(get_object(target)).parameters
+    except (ImportError, AttributeError, ValueError) as err:
+        fail(f"{path}._target_", f"cannot import {target!r}: {err}")
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(k for k in node if not k.startswith("_") and k not in params)
+        if unknown:
+            fail(", ".join(f"{path}.{k}" for k in unknown), f"{target} takes no such keyword")
+    return node
+
+
+def check_trainer(node: dict, path: str) -> dict:
+    """Lightning Trainer keywords; a factory that passes ``**kwargs`` on to the Trainer
+    (``make_trainer``) is checked against its own keywords plus the Trainer's."""
+    target = node.get("_target_")
+    check_targeted(node, {}, path)
+    params = inspect.signature(get_object(target)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        known = set(params) | set(inspect.signature(get_object("lightning.Trainer")).parameters)
+        unknown = sorted(k for k in node if not k.startswith("_") and k not in known)
+        if unknown:
+            fail(", ".join(f"{path}.{k}" for k in unknown), "no Trainer keyword of that name")
+    return node

@@ -108,37 +108,32 @@ class StageCache:
         key = self.key(name, version, config, {k: v.key for k, v in inputs.items()})
         folder = self.folder(name, key)
         folder.mkdir(parents=True, exist_ok=True)
+        manifest = {"stage": name, "version": version, "key": key, "config": plain(config)}
+        manifest["inputs"] = {k: {"key": v.key, "path": str(v.path)} for k, v in inputs.items()}
         if _launched_as_ranks():  # the ranks of one job run each stage together: no lock
-            return self._run_locked(name, version, key, folder, config, inputs, fn)
+            return self._run_locked(folder, manifest, fn)
         with open(folder / LOCK, "w") as lock:
             locked = _lock(lock, folder)
             try:
-                return self._run_locked(name, version, key, folder, config, inputs, fn)
+                return self._run_locked(folder, manifest, fn)
             finally:
                 if locked:
                     fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _run_locked(self, name, version, key, folder, config, inputs, fn) -> StageResult:
+    def _run_locked(self, folder: Path, manifest: dict, fn) -> StageResult:
+        """Re-use the folder's complete result, or run ``fn`` and write the manifest last."""
+        name, key = manifest["stage"], manifest["key"]
         data = read_manifest(folder)
         if data is not None:
             log.info("stage %s: reusing %s", name, folder)
-            return StageResult(name, key, folder, "reused", 0.0, data.get("info", {}))
+            return StageResult(name, key, folder, "reused", 0.0, info=data.get("info", {}))
         log.info("stage %s: running into %s", name, folder)
         start = time.perf_counter()
         info = fn(folder) or {}
         seconds = time.perf_counter() - start
-        data = {
-            "stage": name,
-            "version": version,
-            "key": key,
-            "config": plain(config),
-            "inputs": {k: {"key": v.key, "path": str(v.path)} for k, v in inputs.items()},
-            "code_version": git_version(),
-            "seconds": seconds,
-            "info": info,
-            "complete": True,
-        }
+        data = manifest | {"code_version": git_version(), "seconds": seconds, "info": info}
+        data["complete"] = True
         tmp = folder / f"{MANIFEST}.{os.getpid()}.tmp"  # ranks of one job never share it
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
         os.replace(tmp, folder / MANIFEST)
-        return StageResult(name, key, folder, "ran", seconds, info)
+        return StageResult(name, key, folder, "ran", seconds, info=info)

@@ -17,7 +17,7 @@ from functools import partial
 
 from omegaconf import DictConfig
 
-from genixer.config.check import check_config
+from genixer.config.schema import check_config
 from genixer.core.build import build_filter, to_plain
 from genixer.pipeline.cache import StageCache, StageResult
 from genixer.pipeline.stage import RunContext, Stage

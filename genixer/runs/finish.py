@@ -126,7 +126,8 @@ def finish_run(cfg: DictConfig, run: Callable[[], dict]) -> Path | None:
         if overrides:
             tracker.log_params(run_id, {"override": _override_params(overrides)})
     try:
-        return _complete(run(), out_dir, overrides, tracker, run_id, parent)
+        tracked = {"tracker": tracker, "run_id": run_id, "parent": parent}
+        return _complete(run(), out_dir, overrides=overrides, **tracked)
     except Exception:
         error = _record_failure(out_dir, tracker, run_id, "FAILED")
         if sweep_id is None:
@@ -138,7 +139,7 @@ def finish_run(cfg: DictConfig, run: Callable[[], dict]) -> Path | None:
         raise
 
 
-def _complete(summary: dict, out_dir: Path, overrides, tracker, run_id, parent) -> Path:
+def _complete(summary: dict, out_dir: Path, *, overrides, tracker, run_id, parent) -> Path:
     """A finished run: summary.json, the sample grid, metrics and artifacts, run FINISHED."""
     summary["overrides"] = overrides
     if tracker is not None:

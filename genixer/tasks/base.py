@@ -11,7 +11,7 @@ import re
 
 from genixer.core.chat import Turn
 from genixer.core.record import QA
-from genixer.evaluation import normalize_answer
+from genixer.core.text import normalize_answer
 from genixer.tasks.templates import JUDGE_PROMPT
 from genixer.world.questions import BY_NAME, classify
 from genixer.world.scene import Scene

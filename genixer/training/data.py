@@ -69,7 +69,9 @@ class InstructionDataModule(L.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         n = len(self.dataset)
         drop_last = (n if world == 1 else n // world) > self.batch_size
-        sampler = ReplaySampler(n, self.seed, rank, world, self.batch_size, drop_last)
+        sampler = ReplaySampler(
+            n, self.seed, rank=rank, world=world, batch_size=self.batch_size, drop_last=drop_last
+        )
         if trainer is not None and trainer.global_step > 0:
             nb = batches_per_epoch(len(sampler), self.batch_size, drop_last)
             epoch, done = divmod(trainer.global_step, nb)

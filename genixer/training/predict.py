@@ -137,7 +137,7 @@ class _ShardWriter(L.Callback):
         self.plan = plan
         self.buffer: dict[int, list[dict]] = {}
 
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dl_idx=0):
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, *_):
         rows = self.buffer.setdefault(batch["shard"], [])
         rows.extend(outputs)
         if batch["last"]:
@@ -159,7 +159,7 @@ class PredictProgress(L.Callback):
         self.start = self.last = time.perf_counter()
         self.total = getattr(trainer.datamodule, "total", 0)
 
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dl_idx=0):
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, *_):
         self.done += len(outputs)
         self.tokens += sum(int(r.get("new_tokens", 0)) for r in outputs)
         now = time.perf_counter()
@@ -170,14 +170,8 @@ class PredictProgress(L.Callback):
         rate = self.done / elapsed
         eta = (self.total - self.done) / rate if rate else float("nan")
         log.info(
-            "%s rank %d: %d/%d | %.1f images/s, %.0f tokens/s, ETA %.0fs",
-            self.name,
-            trainer.global_rank,
-            self.done,
-            self.total,
-            rate,
-            self.tokens / elapsed,
-            eta,
+            f"{self.name} rank {trainer.global_rank}: {self.done}/{self.total} | "
+            f"{rate:.1f} images/s, {self.tokens / elapsed:.0f} tokens/s, ETA {eta:.0f}s"
         )
 
 

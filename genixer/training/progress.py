@@ -36,15 +36,10 @@ class ProgressLog(L.Callback):
         rate = self.rate() or 0.0
         eta = (trainer.max_steps - self.steps) / rate if rate else float("nan")
         loss = trainer.callback_metrics.get("train/loss")
+        loss = float(loss) if loss is not None else float("nan")
         log.info(
-            "%s step %d/%d loss %.4f | %.2f steps/s, %.0f tokens/s, ETA %.0fs",
-            self.name,
-            self.steps,
-            trainer.max_steps,
-            float(loss) if loss is not None else float("nan"),
-            rate,
-            self.token_rate() or 0.0,
-            eta,
+            f"{self.name} step {self.steps}/{trainer.max_steps} loss {loss:.4f} | "
+            f"{rate:.2f} steps/s, {self.token_rate() or 0.0:.0f} tokens/s, ETA {eta:.0f}s"
         )
 
     def rate(self) -> float | None:

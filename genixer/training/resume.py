@@ -39,6 +39,7 @@ class ReplaySampler(Sampler[int]):
         self,
         n: int,
         seed: int,
+        *,
         rank: int = 0,
         world: int = 1,
         batch_size: int = 1,

@@ -35,7 +35,7 @@ from transformers import (
 from genixer.core.chat import IMAGE_TOKEN
 from genixer.models.keymaps import LLAVA_HF_TO_PROJECT
 from genixer.models.processor import ChatProcessor
-from genixer.models.weights import PICKLE_SUFFIXES, pickle_refusal
+from genixer.models.weights import weight_files
 
 PROJECTOR_TYPES = ("mlp2x_gelu", "linear")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -232,14 +232,7 @@ def load_vlm(directory: str | os.PathLike, **kwargs: Any) -> GenixerVLM:
     ``from_pretrained`` (e.g. ``dtype``).
     """
     directory = str(directory)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"no model folder at {directory}")
-    files = os.listdir(directory)
-    if not any(f.endswith(".safetensors") for f in files):
-        pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
-        if pickles:
-            raise pickle_refusal(directory, pickles)
-        raise FileNotFoundError(f"no .safetensors weights in {directory}")
+    weight_files(directory)  # FileNotFoundError, or PickleOnlyError with the conversion to run
     with open(os.path.join(directory, "config.json")) as f:
         raw = json.load(f)
     if raw.get("model_type") not in (GenixerVLMConfig.model_type, "llava"):

@@ -17,7 +17,7 @@ import torch
 
 from genixer.core.build import to_plain
 from genixer.core.record import Record, read_jsonl, record_id, stable_seed, write_jsonl
-from genixer.evaluation import normalize_answer
+from genixer.core.text import normalize_answer
 from genixer.models.generation import Phases, generate
 from genixer.models.llava.model import load_vlm, processor_for
 from genixer.pipeline.artifacts import project_tokenizer, tokenizer_at, world_splits
