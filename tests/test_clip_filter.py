@@ -1,26 +1,31 @@
-"""CLIP-driven REC filter: tiny open_clip CLIP, io, crops, scoring modes, batching, training."""
+"""CLIP-driven REC filter: tiny open_clip CLIP, io, crops, scoring modes, batching, training
+(through Lightning: trainer config, determinism, exact resume)."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
 import open_clip
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
-from genixer.boxes import iou
-from genixer.models.clip_filter import (
+from genixer.core.boxes import iou
+from genixer.models.clip.model import (
     WEIGHTS_NAME,
-    CropScorer,
     build_clip,
     clip_tokenizer,
     load_clip,
     load_openai_clip,
     save_clip,
-    train_clip,
 )
+from genixer.models.clip.scorer import CropScorer
+from genixer.models.clip.train import ContrastiveModule, collate_pairs, contrastive_loss, train_clip
+from genixer.models.weights import PickleOnlyError
+from genixer.training.resume import LAST, checkpoint_step
 
 SPEC = {
     "embed_dim": 32,
@@ -35,6 +40,18 @@ SPEC = {
     "context_length": 16,
     "vocab_size": 49408,
 }
+TRAINER = OmegaConf.create(
+    {
+        "_target_": "lightning.Trainer",
+        "accelerator": "cpu",
+        "devices": 1,
+        "precision": "32-true",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "enable_progress_bar": False,
+    }
+)
 COLORS = {
     "red": (220, 30, 30),
     "green": (30, 200, 40),
@@ -114,7 +131,7 @@ def test_pickle_only_folder_refused(tiny, tmp_path):
     d = tmp_path / "pickled"
     d.mkdir()
     torch.save(model.state_dict(), d / "pytorch_model.bin")
-    with pytest.raises(ValueError, match="pickled"):
+    with pytest.raises(PickleOnlyError, match="pickled"):
         load_clip(d)
     with pytest.raises(FileNotFoundError):
         load_clip(tmp_path / "nothing")
@@ -269,21 +286,70 @@ def test_margin_of_an_expression_that_fits_twice_is_not_positive(tiny):
     assert m <= 1e-6
 
 
-def test_training_makes_matching_text_win():
-    torch.manual_seed(0)
-    model, tok = build_clip(SPEC), clip_tokenizer(SPEC["context_length"])
-    rng = random.Random(0)
+def solid_pairs(per_color: int, seed: int = 0) -> list:
+    """Noisy solid-colour crops, each paired with its colour's expression."""
+    rng = random.Random(seed)
 
     def solid(rgb):
         return Image.new(
             "RGB", (32, 32), tuple(max(0, min(255, v + rng.randint(-20, 20))) for v in rgb)
         )
 
-    pairs = [(solid(rgb), f"the {c} object") for c, rgb in COLORS.items() for _ in range(32)]
-    out = train_clip(model, tok, pairs, steps=100, batch_size=64, lr=1e-3, seed=0, image_size=32)
+    return [(solid(rgb), f"the {c} object") for c, rgb in COLORS.items() for _ in range(per_color)]
+
+
+def new_scorer(min_crop_px: int = 16) -> CropScorer:
+    torch.manual_seed(0)
+    model = build_clip(SPEC)
+    return CropScorer(model, clip_tokenizer(SPEC["context_length"]), 32, min_crop_px=min_crop_px)
+
+
+def fit_clip(scorer, pairs, log_dir, *, trainer=TRAINER, checkpoint_every=0, **train) -> dict:
+    train = {"steps": 7, "batch_size": 8, "lr": 1e-3} | train
+    return train_clip(
+        scorer,
+        pairs,
+        train=train,
+        trainer_cfg=trainer,
+        seed=3,
+        log_dir=log_dir,
+        checkpoint_every=checkpoint_every,
+    )
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_contrastive_loss_repeats_are_positives_and_batches_mark_them():
+    torch.manual_seed(0)
+    img, txt = torch.randn(3, 8), torch.randn(3, 8)
+    scale = torch.tensor(math.log(10.0))
+    eye = torch.eye(3, dtype=torch.bool)
+    assert torch.allclose(contrastive_loss(img, txt, scale), contrastive_loss(img, txt, scale, eye))
+    tokens = clip_tokenizer(8)(["a cat", "a dog", "a cat"])
+    batch = collate_pairs([(torch.zeros(3, 4, 4), tokens[i], i % 2) for i in range(3)])
+    assert batch["positives"].tolist() == [[1, 0, 1], [0, 1, 0], [1, 0, 1]]
+    assert batch["pixels"].shape == (3, 3, 4, 4) and batch["tokens"].shape == (3, 8)
+    assert int(batch["attention_mask"].sum()) == int((tokens != 0).sum())
+    # the two "a cat" crops are interchangeable: swapping their texts changes nothing
+    pos = batch["positives"]
+    swapped = txt[[2, 1, 0]]
+    assert torch.allclose(
+        contrastive_loss(img, txt, scale, pos), contrastive_loss(img, swapped, scale, pos)
+    )
+
+
+def test_training_makes_matching_text_win(tmp_path):
+    sc = new_scorer()
+    model = sc.model
+    out = fit_clip(sc, solid_pairs(32), tmp_path / "logs", steps=100, batch_size=64)
     assert out["steps"] == 100 and out["final_loss"] < out["initial_loss"]
+    assert out["examples"] == 128 and out["resumed_from_step"] is None
+    assert out["images_seen"] == 100 * 64 and out["steps_per_s"] > 0
     assert not model.training
-    sc = CropScorer(model, tok, 32, min_crop_px=16)
+    assert float(model.logit_scale.detach()) <= math.log(100.0) + 1e-6
     wins = 0
     names = list(COLORS)
     for c, rgb in COLORS.items():
@@ -294,3 +360,75 @@ def test_training_makes_matching_text_win():
         s = sc.score([(scene, box, f"the {t} object") for t in names])
         wins += int(np.argmax(s) == names.index(c))
     assert wins >= 3
+
+
+def test_two_identical_fits_give_identical_weights(tmp_path):
+    pairs = solid_pairs(6)  # 24 pairs, 3 batches an epoch: 7 steps cross two epoch ends
+    a, b = new_scorer(), new_scorer()
+    info_a = fit_clip(a, pairs, tmp_path / "a" / "logs")
+    info_b = fit_clip(b, pairs, tmp_path / "b" / "logs")
+    assert info_a["steps"] == info_b["steps"] == 7
+    assert info_a["final_loss"] == info_b["final_loss"]
+    assert same_weights(a.model, b.model)
+    assert not same_weights(a.model, new_scorer().model)  # it did train
+
+
+def test_an_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    pairs = solid_pairs(6)
+    straight = new_scorer()
+    ref = fit_clip(straight, pairs, tmp_path / "ref" / "logs")
+    log_dir = tmp_path / "stage" / "logs"
+    step = ContrastiveModule.training_step
+
+    def killed_at_4(self, batch, batch_idx):
+        if self.global_step == 4:
+            raise KeyError("killed")  # not a Lightning exception: the run just dies
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(ContrastiveModule, "training_step", killed_at_4)
+    with pytest.raises(KeyError, match="killed"):
+        fit_clip(new_scorer(), pairs, log_dir, checkpoint_every=2)
+    assert checkpoint_step(log_dir / "checkpoints" / LAST) == 4
+    monkeypatch.setattr(ContrastiveModule, "training_step", step)
+
+    resumed = new_scorer()
+    info = fit_clip(resumed, pairs, log_dir, checkpoint_every=2)
+    assert info["resumed_from_step"] == 4 and info["steps"] == 7
+    assert info["initial_loss"] == ref["initial_loss"]  # kept in the checkpoint
+    assert info["final_loss"] == ref["final_loss"]
+    assert same_weights(resumed.model, straight.model)
+
+
+def test_the_trainer_config_is_honoured(tmp_path):
+    pairs = solid_pairs(8)  # 4 batches an epoch (Lightning steps at an epoch's end too)
+    plain = new_scorer()
+    info = fit_clip(plain, pairs, tmp_path / "plain" / "logs", steps=3)
+    assert info["steps"] == 3 and info["images_seen"] == 3 * 8  # max_steps from train.steps
+    assert all(p.dtype == torch.float32 for p in plain.model.parameters())  # 32-true
+    # two batches per optimizer step: 3 steps see 6 batches
+    accumulating = OmegaConf.merge(TRAINER, {"accumulate_grad_batches": 2})
+    acc = new_scorer()
+    info = fit_clip(acc, pairs, tmp_path / "acc" / "logs", steps=3, trainer=accumulating)
+    assert info["steps"] == 3 and info["images_seen"] == 6 * 8
+    assert not same_weights(acc.model, plain.model)
+    # bf16-mixed autocasts the forward pass: fp32 weights, other values
+    mixed = new_scorer()
+    bf16 = OmegaConf.merge(TRAINER, {"precision": "bf16-mixed"})
+    fit_clip(mixed, pairs, tmp_path / "mixed" / "logs", steps=3, trainer=bf16)
+    assert all(p.dtype == torch.float32 for p in mixed.model.parameters())
+    assert not same_weights(mixed.model, plain.model)
+
+
+def test_logit_scale_clamped_after_each_optimizer_step(tmp_path):
+    sc = new_scorer()
+    with torch.no_grad():
+        sc.model.logit_scale.fill_(10.0)  # far above ln(100)
+    fit_clip(sc, solid_pairs(2), tmp_path / "logs", steps=1, lr=1e-6)
+    assert float(sc.model.logit_scale.detach()) == pytest.approx(math.log(100.0))
+
+
+def test_training_refuses_empty_data(tmp_path):
+    with pytest.raises(ValueError, match="at least one"):
+        fit_clip(new_scorer(), [], tmp_path / "logs")
+    with pytest.raises(ValueError, match="empty expression"):
+        fit_clip(new_scorer(), [(Image.new("RGB", (32, 32)), "  ")], tmp_path / "logs")

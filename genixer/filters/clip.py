@@ -19,20 +19,20 @@ from genixer.core.record import Record, write_jsonl
 from genixer.filters.base import SCORES, Filter, FilterEnv, score_quality
 from genixer.filters.clip_data import calibrate_threshold, clip_items, training_pairs
 from genixer.models.clip.model import (
-    CropScorer,
     clip_spec_of,
     clip_tokenizer,
     load_clip,
     load_openai_clip,
     save_clip,
-    train_clip,
 )
+from genixer.models.clip.scorer import CropScorer
+from genixer.models.clip.train import train_clip
 from genixer.training.fit import seed_model_init
 
 
 class ClipFilter(Filter):
     train_stage = "train_clip"
-    train_version = 2
+    train_version = 3  # 3: trained through Lightning (fit_module), the run's trainer config
 
     def __init__(
         self,
@@ -76,6 +76,7 @@ class ClipFilter(Filter):
             "seed": seed,
             "checkpoint": self.checkpoint,
             "min_crop_px": self.min_crop_px,
+            "trainer": trainer_key,
         }
 
     def train(self, env: FilterEnv, folder: Path) -> dict:
@@ -85,25 +86,30 @@ class ClipFilter(Filter):
             save_clip(model, spec, folder / "model")
             return {"checkpoint": str(self.checkpoint), "spec": spec}
         seed_model_init(env.seed, "clip")
-        spec = self.model["spec"]
         model = build(self.model)
         scorer = self.scorer(model)
         pairs = training_pairs(env.splits["judge"], env.world, scorer, env.seed)
-        t = self.train_cfg
         info = train_clip(
-            model,
-            scorer.tokenizer,
+            scorer,
             pairs,
-            steps=t["steps"],
-            batch_size=t["batch_size"],
-            lr=t["lr"],
+            train=self.train_cfg,
+            trainer_cfg=env.trainer,
             seed=env.seed,
-            image_size=spec["image_size"],
+            log_dir=folder / "logs",
+            checkpoint_every=env.checkpoint_every,
         )
-        save_clip(model, spec, folder / "model")
+        save_clip(model, self.model["spec"], folder / "model")
         with torch.no_grad():
             info |= calibrate_threshold(scorer, pairs, env.seed)
         return info | {"pairs": len(pairs), "skipped": dict(scorer.skipped_reasons)}
+
+    def threshold_for(self, trained_info: dict) -> float | None:
+        if self.threshold == "calibrated" and self.margin is not None:
+            raise ValueError(
+                "filter.threshold=calibrated is a similarity; margin scores (filter.margin) "
+                "need a margin threshold, e.g. 0: the box fits its expression best"
+            )
+        return super().threshold_for(trained_info)
 
     def score_key(self, seed: int) -> dict:
         key = {"filter": "clip", "mode": self.score_mode, "min_crop_px": self.min_crop_px}

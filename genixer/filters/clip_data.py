@@ -10,7 +10,7 @@ from collections import Counter
 from genixer.core.record import Record
 from genixer.tasks.regions import box_and_text
 from genixer.world.base import WorldImage, load_image
-from genixer.world.grounding import expressions
+from genixer.world.referring import expressions
 
 
 def clip_items(records: list[Record], root) -> tuple[list, list[str], Counter]:

@@ -45,13 +45,50 @@ def fit(
     """
     if len(dataset) == 0:
         raise ValueError("no training examples")
-    L.seed_everything(seed, workers=True, verbose=False)
     module = InstructionTuningModule(
         model, lr=train["lr"], warmup_ratio=train["warmup_ratio"], trainable=train["trainable"]
     )
     data = InstructionDataModule(
         dataset, partial(collate, padding_side="right"), train["batch_size"], seed
     )
+    info = fit_module(
+        module,
+        data,
+        steps=int(train["steps"]),
+        trainer_cfg=trainer_cfg,
+        seed=seed,
+        log_dir=log_dir,
+        checkpoint_every=checkpoint_every,
+    )
+    return {"examples": len(dataset), "skipped": dict(dataset.skipped)} | info
+
+
+def fit_module(
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    *,
+    steps: int,
+    trainer_cfg,
+    seed: int,
+    log_dir: str | Path,
+    checkpoint_every: int = 0,
+) -> dict:
+    """Run ``trainer_cfg``'s Lightning trainer on ``module`` for ``steps`` optimizer steps:
+    what every model of the project trains through (:func:`fit`, the CLIP filter's
+    contrastive training).
+
+    Seeds everything with ``seed`` first. ``checkpoint_every > 0`` saves
+    ``<log_dir>/checkpoints/last.ckpt`` every that many steps, never with bad weights
+    (:class:`FiniteCheckpoint`); a call finding one resumes from it, and a datamodule
+    whose order follows the restored step (:class:`InstructionDataModule`) ends with the
+    weights of an uninterrupted run. A :class:`NonFiniteLossError` from the module is
+    re-raised with where the last good checkpoint is. The batches must carry an
+    ``attention_mask`` (:class:`ProgressLog` counts examples and tokens by it).
+
+    Returns the steps trained to, the step resumed from, the last logged ``train/loss``
+    and the rates of :class:`ProgressLog`.
+    """
+    L.seed_everything(seed, workers=True, verbose=False)
     progress = ProgressLog(name=Path(log_dir).parent.parent.name)
     callbacks: list = [progress]
     extra: dict = {}
@@ -64,26 +101,17 @@ def fit(
     start_step = checkpoint_step(resume_from) if resume_from else None
     trainer = build(
         trainer_cfg,
-        max_steps=int(train["steps"]),
+        max_steps=int(steps),
         default_root_dir=str(log_dir),
         callbacks=callbacks,
         **extra,
     )
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except NonFiniteLossError as err:
-        last = ckpt_dir / LAST
-        kept = (
-            f"the last good checkpoint is {last} (step {checkpoint_step(last)}): a re-run "
-            "resumes from it"
-            if last.exists()
-            else "no checkpoint was saved before it"
-        )
-        raise NonFiniteLossError(f"training in {log_dir} stopped: {err} {kept}.") from err
+        raise _stopped(err, log_dir) from err
     loss = trainer.callback_metrics.get("train/loss")
     return {
-        "examples": len(dataset),
-        "skipped": dict(dataset.skipped),
         "steps": int(trainer.global_step),
         "resumed_from_step": start_step,
         "final_loss": float(loss) if loss is not None else math.nan,
@@ -94,3 +122,15 @@ def fit(
         "tokens_seen": progress.tokens,
         "train_seconds": round(progress.seconds(), 3),
     }
+
+
+def _stopped(err: NonFiniteLossError, log_dir: str | Path) -> NonFiniteLossError:
+    """The error for a run a NaN/inf loss stopped: where it can resume from."""
+    last = Path(log_dir) / "checkpoints" / LAST
+    kept = (
+        f"the last good checkpoint is {last} (step {checkpoint_step(last)}): a re-run "
+        "resumes from it"
+        if last.exists()
+        else "no checkpoint was saved before it"
+    )
+    return NonFiniteLossError(f"training in {log_dir} stopped: {err} {kept}.")

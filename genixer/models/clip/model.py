@@ -1,51 +1,38 @@
-"""CLIP-driven filtering of generated REC data: crop the box, score it against the expression.
+"""The CLIP of the CLIP-driven filter: build, save, load, tokenizer.
 
 The paper (GENIXER.md, "Data filtering") crops each generated box out of its image, scores the
 crop against the referring expression with CLIP ViT-L/14 and keeps crops of at least 50 px a side
-whose score passes a threshold. This module owns that filter:
+whose score passes a threshold. The filter's parts:
 
-- :func:`build_clip` builds a tiny CLIP from a spec dict through open_clip's own classes
-  (``open_clip.model.CLIP`` with ``CLIPVisionCfg`` / ``CLIPTextCfg``); :func:`save_clip` /
-  :func:`load_clip` keep it as ``open_clip_model.safetensors`` + ``clip_spec.json`` (pickled
-  weights are refused). :func:`load_openai_clip` loads the real OpenAI ViT-L/14 from a LOCAL file.
-- :func:`clip_tokenizer` is open_clip's own ``SimpleTokenizer``: its BPE vocabulary
+- this module: :func:`build_clip` builds a tiny CLIP from a spec dict through open_clip's own
+  classes (``open_clip.model.CLIP`` with ``CLIPVisionCfg`` / ``CLIPTextCfg``); :func:`save_clip`
+  / :func:`load_clip` keep it as ``open_clip_model.safetensors`` + ``clip_spec.json`` (pickled
+  weights are refused). :func:`load_openai_clip` loads the real OpenAI ViT-L/14 from a LOCAL
+  file. :func:`clip_tokenizer` is open_clip's own ``SimpleTokenizer``: its BPE vocabulary
   (``bpe_simple_vocab_16e6.txt.gz``) ships inside the open_clip package, so it works offline.
   It has 49408 tokens, so every spec needs ``vocab_size >= 49408``.
-- :class:`CropScorer` crops (boxes normalized to the ORIGINAL image, clipped to its bounds,
-  rounded outward), skips crops under ``min_crop_px`` and empty expressions (counted in
-  ``skipped_reasons``), and scores in batches, deterministically and batch-invariantly.
-  ``mode="cosine"`` (default) is the cosine of the L2-normalized features, in [-1, 1].
-  ``mode="raw_dot"`` is the original code's score: the plain dot product of the UNNORMALIZED
-  image and text features (no logit scale, nothing else); the original kept samples whose
-  raw score was >= 60 with OpenAI ViT-L/14. That number only means something for that model.
-  ``margin=(stride, max_iou)`` (an extension, off by default) scores the box against the rest
-  of its image: a referring expression must fit its box AND nowhere else, which a crop alone
-  cannot show.
-- :func:`train_clip` trains a (tiny) CLIP contrastively on (crop, expression) pairs.
+- :mod:`genixer.models.clip.scorer`: pixel preprocessing and the :class:`CropScorer` (crop the
+  box, score it against the expression: cosine, the original's raw dot product, or a margin).
+- :mod:`genixer.models.clip.train`: contrastive training through Lightning
+  (:func:`genixer.training.fit.fit_module`), like every other model of the project.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import warnings
 import zipfile
-from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
-import numpy as np
 import open_clip
 import torch
-import torch.nn.functional as F
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from open_clip.tokenizer import SimpleTokenizer
-from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from genixer.core.boxes import denormalize, iou
+from genixer.models.weights import PICKLE_SUFFIXES, pickle_refusal
 
 # OpenAI CLIP's pixel statistics (the same numbers as ``genixer.models.llava.model.CLIP_MEAN/STD``).
 OPENAI_MEAN: tuple[float, float, float] = tuple(open_clip.constants.OPENAI_DATASET_MEAN)  # type: ignore[assignment]
@@ -53,8 +40,6 @@ OPENAI_STD: tuple[float, float, float] = tuple(open_clip.constants.OPENAI_DATASE
 
 WEIGHTS_NAME = "open_clip_model.safetensors"
 SPEC_NAME = "clip_spec.json"
-SCORE_MODES = ("cosine", "raw_dot")
-RESIZE_MODES = ("squash", "center_crop")
 SPEC_KEYS = (
     "embed_dim",
     "image_size",
@@ -69,7 +54,6 @@ SPEC_KEYS = (
     "vocab_size",
 )
 OPTIONAL_SPEC_KEYS = ("quick_gelu",)  # OpenAI's checkpoints use QuickGELU; default False
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 Tokenizer = Callable[[list[str]], torch.Tensor]
 
@@ -195,20 +179,17 @@ def load_clip(directory: str | os.PathLike) -> CLIP:
     """Load a CLIP written by :func:`save_clip` (eval mode, float32, CPU).
 
     Only safetensors are read: a folder holding only pickled weights (``.bin``/``.pt``...) is
-    refused with a ``ValueError`` (unpickling can run arbitrary code).
+    refused with :class:`genixer.models.weights.PickleOnlyError` (a ``ValueError``:
+    unpickling can run arbitrary code).
     """
     directory = str(directory)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"no CLIP folder at {directory}")
     files = os.listdir(directory)
     if WEIGHTS_NAME not in files:
-        pickles = sorted(f for f in files if f.endswith(_PICKLE_SUFFIXES))
+        pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
         if pickles:
-            raise ValueError(
-                f"{directory} holds only pickled weights ({', '.join(pickles)}), which are "
-                "refused: unpickling can run arbitrary code. Convert them to safetensors in a "
-                f"trusted environment (save_clip) and load the {WEIGHTS_NAME} folder instead."
-            )
+            raise pickle_refusal(directory, pickles)
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory}")
     if SPEC_NAME not in files:
         raise FileNotFoundError(f"no {SPEC_NAME} in {directory}")
@@ -274,310 +255,3 @@ def load_openai_clip(
         model = open_clip.model.build_model_from_openai_state_dict(state)
         return model.float().eval()
     raise ValueError(f"{path}: only .safetensors (or a TorchScript archive) are read, no pickles")
-
-
-# --------------------------------------------------------------------------- preprocessing
-
-
-def _to_pixels(
-    images: Sequence[Image.Image],
-    image_size: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    resize_mode: str = "squash",
-) -> torch.Tensor:
-    """PIL images -> normalized float tensor ``[n, 3, image_size, image_size]``.
-
-    ``squash``: resize the whole crop to a square (bicubic), nothing cut off. ``center_crop``:
-    OpenAI's own preprocessing (shortest side to ``image_size``, then a center crop).
-    """
-    if resize_mode not in RESIZE_MODES:
-        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
-    arrays = []
-    for img in images:
-        img = img.convert("RGB")
-        if resize_mode == "squash":
-            img = img.resize((image_size, image_size), Image.Resampling.BICUBIC)
-        else:
-            w, h = img.size
-            s = image_size / min(w, h)
-            nw, nh = max(image_size, round(w * s)), max(image_size, round(h * s))
-            img = img.resize((nw, nh), Image.Resampling.BICUBIC)
-            left, top = (nw - image_size) // 2, (nh - image_size) // 2
-            img = img.crop((left, top, left + image_size, top + image_size))
-        arrays.append(np.asarray(img, dtype=np.float32) / 255.0)
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return ((x - m) / s).contiguous()
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-# --------------------------------------------------------------------------- scoring
-
-
-class CropScorer:
-    """Score (image, box, expression) triples with CLIP: crop the box, compare with the text.
-
-    Boxes are ``(x0, y0, x1, y1)`` normalized to the ORIGINAL image. ``skipped_reasons``
-    accumulates over calls (``clear()`` it to reset): ``crop_too_small`` (a side under
-    ``min_crop_px`` after clipping), ``box_outside_image`` (nothing left after clipping),
-    ``bad_box`` (not 4 finite numbers, or x1 < x0 / y1 < y0), ``empty_text``.
-    """
-
-    def __init__(
-        self,
-        model: CLIP,
-        tokenizer: Tokenizer,
-        image_size: int,
-        mean: Sequence[float] = OPENAI_MEAN,
-        std: Sequence[float] = OPENAI_STD,
-        min_crop_px: int = 50,
-        mode: str = "cosine",
-        resize_mode: str = "squash",
-    ):
-        if mode not in SCORE_MODES:
-            raise ValueError(f"mode must be one of {SCORE_MODES}, got {mode!r}")
-        if resize_mode not in RESIZE_MODES:
-            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
-        self.model = model
-        self.tokenizer = tokenizer
-        self.image_size = int(image_size)
-        self.mean = tuple(float(v) for v in mean)
-        self.std = tuple(float(v) for v in std)
-        self.min_crop_px = int(min_crop_px)
-        self.mode = mode
-        self.resize_mode = resize_mode
-        self.skipped_reasons: Counter[str] = Counter()
-        self.no_rival_window = 0  # margin scores that fell back to the plain similarity
-
-    def pixel_box(self, image: Image.Image, box_norm: Sequence[float]) -> tuple[int, int, int, int]:
-        """The integer pixel box a crop takes: clipped to the image, rounded outward.
-
-        Raises ``ValueError`` for a box that is not 4 finite numbers or is inverted.
-        """
-        vals = [float(v) for v in box_norm]
-        if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
-            raise ValueError(f"not a box of 4 finite numbers: {box_norm!r}")
-        if vals[2] < vals[0] or vals[3] < vals[1]:
-            raise ValueError(f"inverted box (x1<x0 or y1<y0): {box_norm!r}")
-        w, h = image.size
-        x0, y0, x1, y1 = denormalize(vals, w, h)
-        x0, x1 = min(max(x0, 0.0), w), min(max(x1, 0.0), w)
-        y0, y1 = min(max(y0, 0.0), h), min(max(y1, 0.0), h)
-        eps = 1e-6  # 0.3 * 100 = 30.000000000000004 must not round out to 31
-        return (
-            max(0, math.floor(x0 + eps)),
-            max(0, math.floor(y0 + eps)),
-            min(w, math.ceil(x1 - eps)),
-            min(h, math.ceil(y1 - eps)),
-        )
-
-    def _usable_box(self, image: Image.Image, box_norm: Sequence[float]):
-        """``(pixel box, None)`` for a box worth cropping, else ``(None, skip reason)``."""
-        try:
-            x0, y0, x1, y1 = self.pixel_box(image, box_norm)
-        except (ValueError, TypeError):
-            return None, "bad_box"
-        if x1 <= x0 or y1 <= y0:
-            return None, "box_outside_image"
-        if x1 - x0 < self.min_crop_px or y1 - y0 < self.min_crop_px:
-            return None, "crop_too_small"
-        return (x0, y0, x1, y1), None
-
-    def crop(self, image: Image.Image, box_norm: Sequence[float]) -> Image.Image | None:
-        """The box's crop of ``image``, or None when unusable (too small, outside, malformed)."""
-        px, _ = self._usable_box(image, box_norm)
-        return None if px is None else image.crop(px)
-
-    @torch.no_grad()
-    def _encode(self, crops: list[Image.Image], texts: list[str]) -> list[float]:
-        dev = _device(self.model)
-        pixels = _to_pixels(crops, self.image_size, self.mean, self.std, self.resize_mode)
-        tokens = self.tokenizer(texts)
-        normalize = self.mode == "cosine"
-        img = self.model.encode_image(pixels.to(dev), normalize=normalize).float()
-        txt = self.model.encode_text(tokens.to(dev), normalize=normalize).float()
-        return (img * txt).sum(-1).cpu().tolist()
-
-    def windows(
-        self, image: Image.Image, px_box: Sequence[int], stride: float, max_iou: float
-    ) -> list[tuple[int, int, int, int]]:
-        """Pixel windows of the box's size elsewhere in ``image``: a grid with a step of
-        ``stride`` times the box's side, keeping those whose IoU with the box is <= ``max_iou``."""
-        x0, y0, x1, y1 = px_box
-        w, h = x1 - x0, y1 - y0
-        width, height = image.size
-
-        def starts(span: int, step: int) -> list[int]:
-            found = list(range(0, span + 1, step))
-            return found if found[-1] == span else [*found, span]
-
-        xs = starts(width - w, max(1, round(stride * w)))
-        ys = starts(height - h, max(1, round(stride * h)))
-        grid = [(x, y, x + w, y + h) for y in ys for x in xs]
-        return [b for b in grid if iou(b, px_box) <= max_iou]
-
-    def score(
-        self,
-        items: Sequence[tuple[Image.Image, Sequence[float], str]],
-        batch_size: int = 64,
-        margin: tuple[float, float] | None = None,
-    ) -> list[float | None]:
-        """One score per ``(image, box_norm, expression)``; None where the item was skipped.
-
-        ``margin=(stride, max_iou)`` scores the box against the rest of its image: the box
-        crop's similarity minus the best similarity among :meth:`windows` (the plain
-        similarity when no window is left; counted in ``no_rival_window``). A crop that
-        matches its expression is not enough for a referring expression: the expression must
-        fit nowhere else. Where it does (an ambiguous expression) the margin is <= 0.
-
-        Crops are encoded in batches of ``batch_size`` (eval mode, no grad), so an item's
-        score does not depend on what else is in the call (up to float rounding, ~1e-6).
-        """
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if margin is not None and not (margin[0] > 0 and 0 <= margin[1] < 1):
-            raise ValueError(f"margin needs stride > 0 and 0 <= max_iou < 1, got {margin}")
-        out: list[float | None] = [None] * len(items)
-        own: dict[int, float] = {}
-        rival: dict[int, float] = {}
-        pending: list[tuple[int, bool, Image.Image, str]] = []
-        was_training = self.model.training
-        self.model.eval()
-        try:
-
-            def add(i: int, is_own: bool, crop: Image.Image, text: str) -> None:
-                pending.append((i, is_own, crop, text))
-                if len(pending) == batch_size:
-                    flush()
-
-            def flush() -> None:
-                sims = self._encode([p[2] for p in pending], [p[3] for p in pending])
-                for (i, is_own, _, _), s in zip(pending, sims, strict=True):
-                    if is_own:
-                        own[i] = float(s)
-                    else:
-                        rival[i] = max(rival.get(i, -math.inf), float(s))
-                pending.clear()
-
-            for i, (image, box, text) in enumerate(items):
-                if not isinstance(text, str) or not text.strip():
-                    self.skipped_reasons["empty_text"] += 1
-                    continue
-                px, reason = self._usable_box(image, box)
-                if px is None:
-                    self.skipped_reasons[reason] += 1
-                    continue
-                text = text.strip()
-                add(i, True, image.crop(px), text)
-                for window in self.windows(image, px, *margin) if margin is not None else []:
-                    add(i, False, image.crop(window), text)
-            if pending:
-                flush()
-        finally:
-            self.model.train(was_training)
-        for i, s in own.items():
-            if margin is not None and i in rival:
-                s -= rival[i]
-            elif margin is not None:
-                self.no_rival_window += 1
-            out[i] = s
-        return out
-
-
-# --------------------------------------------------------------------------- training
-
-
-def contrastive_loss(
-    image_features: torch.Tensor,
-    text_features: torch.Tensor,
-    logit_scale: torch.Tensor,
-    positives: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Symmetric InfoNCE on L2-normalized features with ``exp(logit_scale)``.
-
-    ``positives`` (bool ``[n, n]``, symmetric) marks pairs that count as matches; the target is
-    uniform over them (default: the diagonal, i.e. CLIP's loss). With repeated expressions in a
-    batch ("the red object" twice) the repeats are positives, not negatives.
-    """
-    img = F.normalize(image_features, dim=-1)
-    txt = F.normalize(text_features, dim=-1)
-    logits = logit_scale.exp() * img @ txt.T
-    n = logits.shape[0]
-    if positives is None:
-        positives = torch.eye(n, dtype=torch.bool, device=logits.device)
-    target = positives.float()
-    target = target / target.sum(dim=1, keepdim=True)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target.T))
-
-
-def train_clip(
-    model: CLIP,
-    tokenizer: Tokenizer,
-    pairs: Sequence[tuple[Image.Image, str]],
-    steps: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    image_size: int,
-    mean: Sequence[float] = OPENAI_MEAN,
-    std: Sequence[float] = OPENAI_STD,
-    weight_decay: float = 0.0,
-    resize_mode: str = "squash",
-) -> dict[str, Any]:
-    """Contrastive training on (crop image, expression) pairs; plain AdamW loop, in place.
-
-    Batches walk seeded permutations of ``pairs`` (``batch_size`` capped at ``len(pairs)``);
-    identical expressions in a batch are treated as positives (:func:`contrastive_loss`);
-    ``logit_scale`` is clamped to ln(100) after each step as in CLIP. The model is left in eval
-    mode. Returns ``{"steps", "final_loss", "initial_loss"}`` (per-step batch losses).
-    """
-    if not pairs:
-        raise ValueError("train_clip needs at least one (image, text) pair")
-    if steps < 0 or batch_size <= 0:
-        raise ValueError(f"steps must be >= 0 and batch_size > 0, got {steps}, {batch_size}")
-    texts = [t.strip() if isinstance(t, str) else "" for _, t in pairs]
-    if any(not t for t in texts):
-        raise ValueError("train_clip got an empty expression")
-    dev = _device(model)
-    tokens = tokenizer(texts)
-    # Expressions as ids: equal ids <=> equal token sequences.
-    _, text_ids = torch.unique(tokens, dim=0, return_inverse=True)
-    gen = torch.Generator().manual_seed(int(seed))
-    n = len(pairs)
-    bs = min(int(batch_size), n)
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay
-    )
-    max_scale = math.log(100.0)
-    order: list[int] = []
-    losses: list[float] = []
-    model.train()
-    try:
-        for _ in range(int(steps)):
-            while len(order) < bs:
-                order.extend(torch.randperm(n, generator=gen).tolist())
-            idx, order = order[:bs], order[bs:]
-            pixels = _to_pixels([pairs[i][0] for i in idx], image_size, mean, std, resize_mode)
-            ids = text_ids[idx]
-            positives = ids[:, None] == ids[None, :]
-            img = model.encode_image(pixels.to(dev))
-            txt = model.encode_text(tokens[idx].to(dev))
-            loss = contrastive_loss(img, txt, model.logit_scale, positives.to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0.0, max_scale)
-            losses.append(float(loss.detach()))
-    finally:
-        model.eval()
-    return {
-        "steps": len(losses),
-        "final_loss": losses[-1] if losses else float("nan"),
-        "initial_loss": losses[0] if losses else float("nan"),
-    }
