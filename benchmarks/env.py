@@ -15,12 +15,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from genixer.models.judge import JudgeProcessor
+from genixer.core.build import build
+from genixer.models.fuyu.processor import JudgeProcessor
+from genixer.models.llava.model import processor_for, save_vlm
 from genixer.models.tokenizer import build_tokenizer, save_tokenizer
-from genixer.models.vlm import processor_for, save_vlm
-from genixer.stages import collect as C
-from genixer.stages.downstream import seed_model_init
-from genixer.utils import build
+from genixer.pipeline.stages import collect as C
+from genixer.training.fit import seed_model_init
 from genixer.world.base import WorldImage
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")

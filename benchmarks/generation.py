@@ -16,7 +16,7 @@ import torch
 
 from benchmarks.env import BenchEnv, ban_tokens
 from benchmarks.harness import Row, interleave, throughput_row, timed
-from genixer.stages import generate as G
+from genixer.pipeline.stages import generate as G
 from genixer.world.base import load_image
 
 
@@ -43,11 +43,11 @@ def run_stage(env: BenchEnv, model, processor, reqs, dec: dict, batch_size: int)
         model,
         processor,
         reqs,
-        env.root,
-        env.scratch("stage"),
-        batch_size,
-        int(env.cfg.generate.shard_size),
-        dec,
+        world=env.root,
+        folder=env.scratch("stage"),
+        decoding=dec,
+        batch_size=batch_size,
+        shard_size=int(env.cfg.generate.shard_size),
     )
 
 

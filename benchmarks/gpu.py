@@ -22,8 +22,8 @@ from transformers import CLIPVisionConfig, LlamaConfig
 from benchmarks.env import BenchEnv, ban_tokens
 from benchmarks.generation import _encode, _hf_generate, decoding, requests
 from benchmarks.harness import Row, skipped_row
-from genixer.chat import IMAGE_TOKEN
-from genixer.models.vlm import GenixerVLM, GenixerVLMConfig, num_image_tokens, processor_for
+from genixer.core.chat import IMAGE_TOKEN
+from genixer.models.llava.model import GenixerVLM, GenixerVLMConfig, num_image_tokens, processor_for
 
 BATCH_SIZES = (1, 16, 64)
 UNIT = "tokens/s"
@@ -148,7 +148,7 @@ def _vllm_rates(env: BenchEnv, config, reqs, dec: dict, reps: int) -> dict[int, 
         ignore_eos=True,
         detokenize=False,
     )
-    from genixer.chat import prompt
+    from genixer.core.chat import prompt
 
     rates = {}
     for b in BATCH_SIZES:
@@ -256,17 +256,17 @@ def gpu_rows(env: BenchEnv, max_new_tokens: int, reps: int) -> list[Row]:
 
 
 def _run_stage_gpu(env, model, processor, reqs, dec, batch_size, trainer_cfg) -> dict:
-    from genixer.stages import generate as G
+    from genixer.pipeline.stages import generate as G
 
     return G.run_generation(
         model,
         processor,
         reqs,
-        env.root,
-        env.scratch("stage-gpu"),
-        batch_size,
-        10**6,
-        dec,
+        world=env.root,
+        folder=env.scratch("stage-gpu"),
+        decoding=dec,
+        batch_size=batch_size,
+        shard_size=10**6,
         trainer_cfg=trainer_cfg,
     )
 

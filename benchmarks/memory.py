@@ -56,10 +56,10 @@ def child(args: argparse.Namespace) -> dict:
     import torch
 
     from benchmarks.env import ban_tokens
+    from genixer.models.llava.model import load_vlm, processor_for
     from genixer.models.tokenizer import load_tokenizer
-    from genixer.models.vlm import load_vlm, processor_for
-    from genixer.stages import generate as G
-    from genixer.world.shapes import read_index
+    from genixer.pipeline.stages import generate as G
+    from genixer.world.base import read_index
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,11 +81,11 @@ def child(args: argparse.Namespace) -> dict:
             model,
             processor,
             reqs,
-            Path(args.world),
-            Path(tmp),
-            args.batch_size,
-            args.shard_size,
-            decoding,
+            world=Path(args.world),
+            folder=Path(tmp),
+            decoding=decoding,
+            batch_size=args.batch_size,
+            shard_size=args.shard_size,
         )
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     hwm = _proc_status_mb("VmHWM")

@@ -7,13 +7,14 @@ import random
 
 from benchmarks.env import BenchEnv, ban_tokens
 from benchmarks.harness import Row, interleave, throughput_row
-from genixer.models.clip_filter import CropScorer, clip_tokenizer
-from genixer.models.judge import sampled_score, yes_probability
-from genixer.record import QA
+from genixer.core.record import QA
+from genixer.models.clip.model import clip_tokenizer
+from genixer.models.clip.scorer import CropScorer
+from genixer.models.fuyu.scoring import sampled_score, yes_probability
 from genixer.tasks.base import judge_prompt
 from genixer.world.base import load_image
-from genixer.world.grounding import expressions
 from genixer.world.questions import KINDS, random_question
+from genixer.world.referring import expressions
 
 
 def judge_items(env: BenchEnv, n: int) -> list:

@@ -23,11 +23,11 @@ from torch.utils.data import DataLoader
 
 from benchmarks.env import BenchEnv
 from benchmarks.harness import Row
-from genixer.stages import collect as C
+from genixer.core.build import to_plain
+from genixer.pipeline.stages import collect as C
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
 from genixer.training.module import TRAINABLE
-from genixer.utils import to_plain
 
 
 def plain_loop(model, dataset, collate, train_cfg: dict, seed: int) -> float:
@@ -96,7 +96,13 @@ def training_row(env: BenchEnv, steps: int, reps: int) -> Row:
     def ours() -> tuple[float, float]:
         start = time.perf_counter()
         info = fit(
-            model, dataset, processor.collate, train_cfg, trainer_cfg, env.seed, env.scratch("fit")
+            model,
+            dataset,
+            processor.collate,
+            train=train_cfg,
+            trainer_cfg=trainer_cfg,
+            seed=env.seed,
+            log_dir=env.scratch("fit"),
         )
         wall = time.perf_counter() - start
         return info["steps_per_s"], wall - info["steps"] / info["steps_per_s"]

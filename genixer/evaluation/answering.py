@@ -61,6 +61,56 @@ def _existing(path: Path, wanted: set[str]) -> dict[str, dict]:
     return done
 
 
+def _encodable_batch(
+    batch: list[dict], image_folder: str, processor, ledger: SkipLedger
+) -> tuple[list[tuple], list[dict]]:
+    """The batch's ``(image, turns)`` items and their question rows, in order.
+
+    A question whose image cannot be opened, or whose prompt does not fit the model, is
+    left out with its reason here, so that one bad row never fails the whole batch.
+    """
+    items, kept = [], []
+    for q in batch:
+        qid = str(q["question_id"])
+        try:
+            image = open_rgb(safe_join(image_folder, q["image"]))
+        except ImageError as err:
+            ledger.add(f"image_{err.reason}", id=qid, path=str(q["image"]))
+            continue
+        turns = [(q["text"].replace(IMAGE_TOKEN, "").strip(), None)]
+        try:
+            processor.encode(image, turns, generation=True)
+        except ValueError as err:
+            ledger.add("prompt_too_long", id=qid, detail=str(err)[:80])
+            continue
+        items.append((image, turns))
+        kept.append(q)
+    return items, kept
+
+
+def _load_model(model_path: str, tokenizer_path: str | None, device: str, dtype: str):
+    """The model in eval mode on ``device``, and its processor (prompts may use the
+    model's whole context; the tokenizer is the checkpoint's unless one is named)."""
+    model = load_vlm(model_path, dtype=DTYPES[dtype]).to(device).eval()
+    tokenizer = load_checkpoint_tokenizer(tokenizer_path or model_path)
+    processor = processor_for(
+        model, tokenizer, max_length=model.config.text_config.max_position_embeddings
+    )
+    return model, processor
+
+
+def _answer_row(question: dict, prompt: str, text: str, *, model_id: str, metadata: dict) -> dict:
+    """One answer in LLaVA's answers-file format."""
+    return {
+        "question_id": question["question_id"],
+        "prompt": prompt,
+        "text": text,
+        "answer_id": f"{model_id}-{question['question_id']}",
+        "model_id": model_id,
+        "metadata": metadata,
+    }
+
+
 def answer_questions(
     *,
     model_path: str,
@@ -82,45 +132,29 @@ def answer_questions(
     answers_path = Path(answers_file)
     answers_path.parent.mkdir(parents=True, exist_ok=True)
     done = _existing(answers_path, {str(q["question_id"]) for q in questions})
-    model = load_vlm(model_path, dtype=DTYPES[dtype]).to(device).eval()
-    tokenizer = load_checkpoint_tokenizer(tokenizer_path or model_path)
-    processor = processor_for(
-        model, tokenizer, max_length=model.config.text_config.max_position_embeddings
-    )
+    model, processor = _load_model(model_path, tokenizer_path, device, dtype)
     model_id = model_id or Path(model_path).name
     todo = [q for q in questions if str(q["question_id"]) not in done]
     t0, new = time.perf_counter(), 0
     with open(answers_path, "a") as out:
         for start in range(0, len(todo), batch_size):
-            items, kept = [], []
-            for q in todo[start : start + batch_size]:
-                qid = str(q["question_id"])
-                try:
-                    image = open_rgb(safe_join(image_folder, q["image"]))
-                except ImageError as err:
-                    ledger.add(f"image_{err.reason}", id=qid, path=str(q["image"]))
-                    continue
-                turns = [(q["text"].replace(IMAGE_TOKEN, "").strip(), None)]
-                try:
-                    processor.encode(image, turns, generation=True)
-                except ValueError as err:
-                    ledger.add("prompt_too_long", id=qid, detail=str(err)[:80])
-                    continue
-                items.append((image, turns))
-                kept.append(q)
+            items, kept = _encodable_batch(
+                todo[start : start + batch_size], image_folder, processor, ledger
+            )
             if not items:
                 continue
             seeds = [stable_seed(seed, q["question_id"]) for q in kept]
-            texts = generate(model, processor, items, seeds, max_new_tokens, temperature)
+            texts = generate(
+                model,
+                processor,
+                items,
+                seeds,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+            )
             for q, (_, turns), text in zip(kept, items, texts, strict=True):
-                row = {
-                    "question_id": q["question_id"],
-                    "prompt": turns[0][0],
-                    "text": text,
-                    "answer_id": f"{model_id}-{q['question_id']}",
-                    "model_id": model_id,
-                    "metadata": {"temperature": temperature, "seed": seed},
-                }
+                metadata = {"temperature": temperature, "seed": seed}
+                row = _answer_row(q, turns[0][0], text, model_id=model_id, metadata=metadata)
                 done[str(q["question_id"])] = row
                 out.write(json.dumps(row, sort_keys=True) + "\n")
                 new += 1

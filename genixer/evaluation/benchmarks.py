@@ -242,7 +242,8 @@ def load_scienceqa(paths: list[Path], ledger: SkipLedger, split: str = "test") -
         prompt = _mc_prompt(rec["question"], choices, f"Context: {hint}" if hint else "")
         truth = LETTERS[answer] if answer is not None else None
         image = f"{rec.get('split')}/{pid}/{rec['image']}"
-        items.put(Item(str(pid), image, prompt, truth, rec.get("subject", ""), len(choices)))
+        category = rec.get("subject", "")
+        items.put(Item(str(pid), image, prompt, truth, category=category, num_options=len(choices)))
     return dict(items)
 
 
@@ -273,8 +274,8 @@ def load_mmbench(paths: list[Path], ledger: SkipLedger, split: str = "") -> dict
                 f"{row['index']}.jpg",
                 _mc_prompt(row["question"], options, hint),
                 truth,
-                row.get("category", ""),
-                len(options),
+                category=row.get("category", ""),
+                num_options=len(options),
                 image_b64=row["image"],
             )
             items.put(item)
@@ -306,8 +307,8 @@ def load_seed(paths: list[Path], ledger: SkipLedger, split: str = "") -> dict[st
                 rec["data_id"],
                 _mc_prompt(rec["question"], options),
                 truth,
-                category,
-                len(options),
+                category=category,
+                num_options=len(options),
             )
         )
     return dict(items)

@@ -78,6 +78,51 @@ def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 6) if values else 0.0
 
 
+def _pope_scores(graded: dict[str, Item], preds: dict[str, str]) -> dict:
+    """POPE's yes/no metrics over all graded items, then per category (its question sets:
+    random, popular, adversarial). Precision, recall and F1 are not means of per-item
+    scores, so POPE does not go through :func:`_item_scores`."""
+    cats = sorted({it.category for it in graded.values()})
+    out = pope_metrics(list(preds.values()), [it.truth for it in graded.values()], "pope")
+    out["per_category"] = {
+        c: pope_metrics(
+            [preds[q] for q, it in graded.items() if it.category == c],
+            [it.truth for it in graded.values() if it.category == c],
+            "pope",
+        )
+        for c in cats
+    }
+    return out
+
+
+def _item_scores(
+    metric: str,
+    graded: dict[str, Item],
+    preds: dict[str, str],
+    answers: dict[str, str],
+    box_frame: str,
+) -> tuple[dict[str, float], int]:
+    """Each graded item's score in [0, 1] under ``metric``, and how many answers (REC only)
+    held no readable box; a missing answer scores 0 but is not counted as unparsable."""
+    per_item: dict[str, float] = {}
+    unparsable = 0
+    for qid, it in graded.items():
+        pred = preds[qid]
+        if metric == "vqa":
+            per_item[qid] = vqa_accuracy(pred, it.truth)
+        elif metric == "exact":
+            per_item[qid] = exact_match(pred, it.truth)
+        elif metric == "mc":
+            per_item[qid] = float(extract_choice_letter(pred, it.num_options) == it.truth)
+        elif metric == "rec":
+            hit, parsed = _rec_hit(pred, it, box_frame)
+            per_item[qid] = float(hit)
+            unparsable += not parsed and qid in answers
+        else:  # pragma: no cover - BENCHMARKS only names the metrics above
+            raise ValueError(metric)
+    return per_item, unparsable
+
+
 def score(
     benchmark: str,
     items: dict[str, Item],
@@ -109,33 +154,9 @@ def score(
     }
     preds = {qid: answers.get(qid, "") for qid in graded}
     if metric == "pope":
-        cats = sorted({it.category for it in graded.values()})
-        out.update(pope_metrics(list(preds.values()), [it.truth for it in graded.values()], "pope"))
-        out["per_category"] = {
-            c: pope_metrics(
-                [preds[q] for q, it in graded.items() if it.category == c],
-                [it.truth for it in graded.values() if it.category == c],
-                "pope",
-            )
-            for c in cats
-        }
+        out.update(_pope_scores(graded, preds))
         return out
-    per_item: dict[str, float] = {}
-    unparsable = 0
-    for qid, it in graded.items():
-        pred = preds[qid]
-        if metric == "vqa":
-            per_item[qid] = vqa_accuracy(pred, it.truth)
-        elif metric == "exact":
-            per_item[qid] = exact_match(pred, it.truth)
-        elif metric == "mc":
-            per_item[qid] = float(extract_choice_letter(pred, it.num_options) == it.truth)
-        elif metric == "rec":
-            hit, parsed = _rec_hit(pred, it, box_frame)
-            per_item[qid] = float(hit)
-            unparsable += not parsed and qid in answers
-        else:  # pragma: no cover - BENCHMARKS only names the metrics above
-            raise ValueError(metric)
+    per_item, unparsable = _item_scores(metric, graded, preds, answers, box_frame)
     out["accuracy"] = _mean(list(per_item.values()))
     by_cat: dict[str, list[float]] = {}
     for qid, value in per_item.items():

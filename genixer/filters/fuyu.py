@@ -17,7 +17,8 @@ from genixer.core.record import Record
 from genixer.filters.base import SCORES, Filter, FilterEnv, read_scores, score_quality
 from genixer.filters.judge_data import judge_examples, vqa_examples
 from genixer.filters.judge_scoring import score_records
-from genixer.models.fuyu.model import JudgePatchFeatures, JudgeProcessor, load_judge, save_judge
+from genixer.models.fuyu.model import JudgePatchFeatures, load_judge, save_judge
+from genixer.models.fuyu.processor import JudgeProcessor
 from genixer.models.tokenizer import tokenizer_at
 from genixer.models.vision_pretrain import pretrain_patches
 from genixer.models.weights import copy_checkpoint

@@ -14,7 +14,8 @@ from functools import partial
 from pathlib import Path
 
 from genixer.core.record import Record, stable_seed
-from genixer.models.fuyu.model import load_judge, sampled_score, yes_probability
+from genixer.models.fuyu.model import load_judge
+from genixer.models.fuyu.scoring import sampled_score, yes_probability
 from genixer.tasks import get_task
 from genixer.training.predict import run_sharded
 from genixer.world.base import load_image

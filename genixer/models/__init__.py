@@ -1,6 +1,6 @@
 """Models: the project tokenizer, the chat processor, the LLaVA/Shikra generator, generation.
 
-The Fuyu judge lives in :mod:`genixer.models.fuyu.model` (imported on its own: it is optional).
+The Fuyu judge lives in :mod:`genixer.models.fuyu` (imported on its own: it is optional).
 """
 
 from genixer.models.generation import SeededSampler, generate

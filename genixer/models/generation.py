@@ -143,6 +143,7 @@ def generate(
     processor: ChatProcessor,
     items: list[tuple[Image.Image | torch.Tensor, list[Turn]]],
     seeds: list[int],
+    *,
     max_new_tokens: int,
     temperature: float = 0.2,
     top_p: float | None = None,
@@ -164,12 +165,7 @@ def generate(
         raise ValueError("temperature must be >= 0")
     if not items:
         return []
-    encoded = [processor.encode(image, turns, generation=True) for image, turns in items]
-    batch = processor.collate(encoded, padding_side="left")
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    batch = {k: v.to(device) for k, v in batch.items()}
-    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    batch = _model_batch(model, processor, items)
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=False,
@@ -188,7 +184,39 @@ def generate(
         out = model.generate(**batch, generation_config=config, logits_processor=processors)
     finally:
         model.train(was_training)
-    new_tokens = out[:, batch["input_ids"].shape[1] :].tolist()
+    texts, counts = _decode_new_tokens(processor, out[:, batch["input_ids"].shape[1] :].tolist())
+    if stats is not None:
+        stats["new_tokens"] = counts
+    return texts
+
+
+def _model_batch(
+    model: PreTrainedModel,
+    processor: ChatProcessor,
+    items: list[tuple[Image.Image | torch.Tensor, list[Turn]]],
+) -> dict[str, torch.Tensor]:
+    """Encode and left-pad the items into one batch on the model's device.
+
+    Left padding puts every prompt's last token in the last column, where generation
+    continues; pixel values take the model's dtype, the rest keeps its own.
+    """
+    encoded = [processor.encode(image, turns, generation=True) for image, turns in items]
+    batch = processor.collate(encoded, padding_side="left")
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    return batch
+
+
+def _decode_new_tokens(
+    processor: ChatProcessor, new_tokens: list[list[int]]
+) -> tuple[list[str], list[int]]:
+    """Each row's text up to its first ``</s>``, and how many tokens it generated.
+
+    A row that stopped counts its ``</s>`` (whatever padding follows it, since other rows
+    ran longer, is dropped); a row cut by ``max_new_tokens`` counts every new token.
+    """
     texts, counts = [], []
     for row in new_tokens:
         counts.append(len(row))
@@ -196,6 +224,4 @@ def generate(
             row = row[: row.index(processor.eos_id)]
             counts[-1] = len(row) + 1
         texts.append(processor.decode(row))
-    if stats is not None:
-        stats["new_tokens"] = counts
-    return texts
+    return texts, counts

@@ -44,6 +44,7 @@ class ChatProcessor:
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
+        *,
         image_size: int,
         num_image_tokens: int,
         image_mean: Sequence[float],

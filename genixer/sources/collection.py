@@ -132,6 +132,7 @@ class CollectionWorld:
         self,
         root: str,
         datasets: dict,
+        *,
         tasks: list[str] | None = None,
         size: int | None = None,
         seed: int = 0,

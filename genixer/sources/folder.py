@@ -176,6 +176,7 @@ class FolderWorld:
         self,
         images: str,
         base,
+        *,
         image_root: str | None = None,
         extensions: list[str] | tuple[str, ...] = IMAGE_EXTENSIONS,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -236,14 +237,16 @@ class FolderWorld:
                 return list(pool.map(inspect, *zip(*args, strict=True), chunksize=64))
         return [inspect(*a) for a in args]
 
-    # ------------------------------------------------------------------ the stage
-    def materialize(self, root: str | Path) -> dict[str, list[WorldImage]]:
-        root = Path(root)
-        splits = self.base.materialize(root)
-        ledger = SkipLedger("world")
-        sources = self.sources(ledger)
-        pool_dir = root / "images" / "pool"
-        pool_dir.mkdir(parents=True, exist_ok=True)
+    def _store_pool(
+        self, root: Path, sources: list[Source], ledger: SkipLedger
+    ) -> tuple[list[WorldImage], list[dict], Counter, Counter]:
+        """Check every listed image and store the good ones under ``images/pool``.
+
+        Returns the pool images and their ``sources.jsonl`` rows in listing order, how many
+        were stored each way (linked / copied / converted) and how many were converted from
+        each mode. An image that fails its checks, or repeats an earlier one's bytes, goes to
+        the ledger instead: the first copy in listing order is the one kept.
+        """
         first_of: dict[str, str] = {}
         pool: list[WorldImage] = []
         rows: list[dict] = []
@@ -261,19 +264,9 @@ class FolderWorld:
                 )
                 continue
             first_of[image_id] = src.rel
-            if res["convert"]:
-                rel = f"images/pool/{image_id}.png"
-                tmp = root / (rel + ".tmp")
-                to_rgb(open_image(res["path"], self.max_pixels)).save(tmp, format="PNG")
-                os.replace(tmp, root / rel)
-                how = "converted"
+            rel, how = self._store_image(root, image_id, res)
+            if how == "converted":
                 converted[res["mode"]] += 1
-            else:
-                ext = _FORMAT_EXT.get(
-                    res["format"], "." + res["format"].lower() if res["format"] else ".png"
-                )
-                rel = f"images/pool/{image_id}{ext}"
-                how = store_file(Path(res["path"]), root / rel, self.link)
             stored[how] += 1
             pool.append(WorldImage(image_id, "pool", rel))
             rows.append(
@@ -287,6 +280,33 @@ class FolderWorld:
                     "stored": how,
                 }
             )
+        return pool, rows, stored, converted
+
+    def _store_image(self, root: Path, image_id: str, res: dict) -> tuple[str, str]:
+        """Put one checked image in the pool; returns its path under ``root`` and how it got
+        there. An image plain ``convert("RGB")`` would read wrong is written converted, as
+        PNG; any other keeps its bytes (and its format's extension) via a link or a copy."""
+        if res["convert"]:
+            rel = f"images/pool/{image_id}.png"
+            tmp = root / (rel + ".tmp")
+            to_rgb(open_image(res["path"], self.max_pixels)).save(tmp, format="PNG")
+            os.replace(tmp, root / rel)
+            return rel, "converted"
+        ext = _FORMAT_EXT.get(
+            res["format"], "." + res["format"].lower() if res["format"] else ".png"
+        )
+        rel = f"images/pool/{image_id}{ext}"
+        return rel, store_file(Path(res["path"]), root / rel, self.link)
+
+    # ------------------------------------------------------------------ the stage
+    def materialize(self, root: str | Path) -> dict[str, list[WorldImage]]:
+        root = Path(root)
+        splits = self.base.materialize(root)
+        ledger = SkipLedger("world")
+        sources = self.sources(ledger)
+        pool_dir = root / "images" / "pool"
+        pool_dir.mkdir(parents=True, exist_ok=True)
+        pool, rows, stored, converted = self._store_pool(root, sources, ledger)
         pool.sort(key=lambda i: i.id)
         splits["pool"] = pool
         write_jsonl(root / SOURCES, sorted(rows, key=lambda r: r["id"]))

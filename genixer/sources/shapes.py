@@ -20,6 +20,7 @@ class ShapesWorld:
 
     def __init__(
         self,
+        *,
         seed: int = 0,
         image_size: int = 48,
         grid: int = 3,

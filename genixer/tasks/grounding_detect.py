@@ -14,7 +14,7 @@ from genixer.tasks.rd import ReferentialDialogue
 from genixer.tasks.rec import REC
 from genixer.tasks.reg import PREFIX as REG_PREFIX
 from genixer.tasks.reg import REG
-from genixer.world.grounding import CANDIDATES_MARK, classify_point
+from genixer.world.pointing import CANDIDATES_MARK, classify_point
 
 
 def detect_grounding(text: str) -> Task:

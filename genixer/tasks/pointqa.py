@@ -17,7 +17,7 @@ from genixer.core.boxes import format_box
 from genixer.core.record import QA
 from genixer.tasks.base import ParseError
 from genixer.tasks.rec import GroundingTask, grounded_qa, read_brackets, read_one_box
-from genixer.world.grounding import (
+from genixer.world.pointing import (
     CANDIDATES_MARK,
     CHOOSE_BOX,
     POINT_BY_NAME,

@@ -14,12 +14,8 @@ import re
 from genixer.core.record import QA
 from genixer.tasks.base import ParseError
 from genixer.tasks.rec import GroundingTask, grounded_qa, read_brackets
-from genixer.world.grounding import (
-    REASONING_BY_NAME,
-    ask_reasoning,
-    inline_boxes_ok,
-    reasoning_truth,
-)
+from genixer.world.object_boxes import inline_boxes_ok
+from genixer.world.reasoning import REASONING_BY_NAME, ask_reasoning, reasoning_truth
 from genixer.world.scene import Scene
 
 FINAL = "So the answer is"

@@ -13,7 +13,7 @@ import random
 from genixer.core.record import QA
 from genixer.tasks.base import ParseError
 from genixer.tasks.rec import GroundingTask, grounded_qa
-from genixer.world.grounding import RD_KINDS, ask_dialogue_turn, dialogue_turn_ok
+from genixer.world.dialogue import RD_KINDS, ask_dialogue_turn, dialogue_turn_ok
 from genixer.world.scene import Scene
 
 _TRIES = 20

@@ -30,14 +30,8 @@ from genixer.tasks.base import (
     format_pair,
     parse_pairs,
 )
-from genixer.world.grounding import (
-    EXPRESSION_KINDS,
-    IOU_THRESHOLD,
-    object_box,
-    pick_ref,
-    read_expression,
-    resolve_ref,
-)
+from genixer.world.object_boxes import IOU_THRESHOLD, object_box
+from genixer.world.referring import EXPRESSION_KINDS, pick_ref, read_expression, resolve_ref
 from genixer.world.scene import Scene
 
 Box = tuple[float, float, float, float]

@@ -11,14 +11,8 @@ from genixer.core.boxes import format_box
 from genixer.core.record import QA
 from genixer.tasks.base import ParseError
 from genixer.tasks.rec import GroundingTask, grounded_qa, read_brackets, read_one_box
-from genixer.world.grounding import (
-    EXPRESSION_KINDS,
-    box_matches,
-    object_box,
-    pick_ref,
-    read_expression,
-    resolve_ref,
-)
+from genixer.world.object_boxes import box_matches, object_box
+from genixer.world.referring import EXPRESSION_KINDS, pick_ref, read_expression, resolve_ref
 from genixer.world.scene import Scene
 
 PREFIX = "Describe the region"

@@ -18,6 +18,7 @@ PROJECTORS = ("mlp2x_gelu", "linear")
 
 def convert_llava_original(
     source: str | os.PathLike,
+    *,
     vision_tower: str | os.PathLike,
     out: str | os.PathLike,
     tokenizer: str | os.PathLike | None = None,

@@ -175,12 +175,7 @@ def convert_to_project(
         raise ValueError(f"dtype must be one of {list(DTYPES)}, not {dtype!r}")
     names = rename_all(keys, ORIGINAL_TO_PROJECT)
     _check_projector(names.values(), projector_type)
-    sources: list[tuple[str, str, Getter]] = [(k, v, get) for k, v in names.items()]
-    tower_in_checkpoint = any(v.startswith(TOWER_PREFIX) for v in names.values())
-    if not tower_in_checkpoint:
-        tower = TensorSource(tower_dir)
-        tower_names = rename_all(tower.keys(), CLIP_TOWER_TO_PROJECT)
-        sources += [(k, v, tower.get) for k, v in tower_names.items()]
+    sources, tower_in_checkpoint = _weight_sources(names, get, tower_dir)
 
     tokenizer = load_checkpoint_tokenizer(tokenizer_dir)
     embed_key = next(k for k, v in names.items() if v == VOCAB_KEYS[0])
@@ -191,15 +186,7 @@ def convert_to_project(
         orig_config, vision_config(tower_dir), tokenizer, vocab_size, projector_type
     )
 
-    writer = ShardWriter(out, max_shard_bytes)
-    for src_key, dst_key, getter in sources:
-        tensor = getter(src_key)
-        if dst_key in VOCAB_KEYS:
-            tensor = _grow_rows(tensor, vocab_size)
-        if dtype is not None:
-            tensor = tensor.to(DTYPES[dtype])
-        writer.add(dst_key, tensor)
-    files = writer.close()
+    files = _write_weights(out, sources, vocab_size, dtype, max_shard_bytes)
     config.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     report = {
@@ -215,6 +202,44 @@ def convert_to_project(
     }
     (out / "conversion.json").write_text(json.dumps(report, indent=2, sort_keys=True))
     return report
+
+
+def _weight_sources(
+    names: dict[str, str], get: Getter, tower_dir: str | os.PathLike
+) -> tuple[list[tuple[str, str, Getter]], bool]:
+    """Every tensor to write as ``(source key, project key, getter)``, and whether the
+    checkpoint holds the vision tower itself.
+
+    A release saved with its tower needs nothing else; otherwise the tower's weights are
+    read from ``tower_dir`` (a transformers CLIP folder) and renamed into the project's keys.
+    """
+    sources: list[tuple[str, str, Getter]] = [(k, v, get) for k, v in names.items()]
+    tower_in_checkpoint = any(v.startswith(TOWER_PREFIX) for v in names.values())
+    if not tower_in_checkpoint:
+        tower = TensorSource(tower_dir)
+        tower_names = rename_all(tower.keys(), CLIP_TOWER_TO_PROJECT)
+        sources += [(k, v, tower.get) for k, v in tower_names.items()]
+    return sources, tower_in_checkpoint
+
+
+def _write_weights(
+    out: Path,
+    sources: list[tuple[str, str, Getter]],
+    vocab_size: int,
+    dtype: str | None,
+    max_shard_bytes: int,
+) -> list[Path]:
+    """Stream the tensors into safetensors shards (at most one shard is held in memory);
+    the vocabulary matrices grow to ``vocab_size`` rows for the added tokens."""
+    writer = ShardWriter(out, max_shard_bytes)
+    for src_key, dst_key, getter in sources:
+        tensor = getter(src_key)
+        if dst_key in VOCAB_KEYS:
+            tensor = _grow_rows(tensor, vocab_size)
+        if dtype is not None:
+            tensor = tensor.to(DTYPES[dtype])
+        writer.add(dst_key, tensor)
+    return writer.close()
 
 
 def _check_projector(names, projector_type: str) -> None:

@@ -51,6 +51,7 @@ class DeltaSource:
 
 def convert_shikra(
     delta: str | os.PathLike,
+    *,
     base: str | os.PathLike,
     vision_tower: str | os.PathLike,
     out: str | os.PathLike,

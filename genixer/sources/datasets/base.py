@@ -77,7 +77,9 @@ class Sample:
     @classmethod
     def from_dict(cls, d: dict) -> Sample:
         turns = [QA(**t) for t in d["turns"]]
-        return cls(d["dataset"], d["source_id"], d["image"], d["task"], turns, d["image_id"])
+        return cls(
+            d["dataset"], d["source_id"], d["image"], d["task"], turns, image_id=d["image_id"]
+        )
 
 
 class ConversionLedger:
@@ -94,6 +96,7 @@ class ConversionLedger:
         reason: str,
         source: str,
         where: str,
+        *,
         detail: str = "",
         records: int = 1,
     ) -> None:
@@ -352,7 +355,7 @@ class Converter:
                 yield s
 
     def _skip(self, ledger: ConversionLedger, where: str, s: Skip) -> None:
-        ledger.skip(self.label, s.reason, self.source, where, s.detail, s.records)
+        ledger.skip(self.label, s.reason, self.source, where, detail=s.detail, records=s.records)
 
 
 def skips_of(items: Iterable[tuple[str, int]]) -> Iterator[tuple[str, Skip]]:

@@ -102,7 +102,11 @@ class PointQALocal(Converter):
             w, h = (row["img_w"], row["img_h"]) if "img_w" in row else self.images.size(image)
             box = check_box(row["bbox"], w, h, self.tolerance)
             point = check_point(row["point"], w, h, self.tolerance)
-            return [self._sample(row["qa_id"], image, row["question"], row["answer"], box, point)]
+            return [
+                self._sample(
+                    row["qa_id"], image, row["question"], row["answer"], box=box, point=point
+                )
+            ]
         _, image_id, qi, entry = raw
         points, objs = entry["points"], entry["all_objs"]
         if len(points) != len(objs):
@@ -121,7 +125,12 @@ class PointQALocal(Converter):
                 point = check_point((pt["x"], pt["y"]), w, h, self.tolerance)
                 out.append(
                     self._sample(
-                        f"{image_id}:{qi}:{pi}", image, entry["question"], pt["ans"], box, point
+                        f"{image_id}:{qi}:{pi}",
+                        image,
+                        entry["question"],
+                        pt["ans"],
+                        box=box,
+                        point=point,
                     )
                 )
             except Skip as s:
@@ -130,7 +139,7 @@ class PointQALocal(Converter):
                 out.append(Skip("missing_field", f"point {pi}: {err}"))
         return out
 
-    def _sample(self, source_id, image: str, question, answer, box, point) -> Sample:
+    def _sample(self, source_id, image: str, question, answer, *, box, point) -> Sample:
         q = point_question(_text(question, "question"), self._where(str(source_id), box, point))
         return self.sample(source_id, image, [grounded_qa(q, _text(answer, "answer"))])
 
