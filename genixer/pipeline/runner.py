@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genixer.config.schema import check_config
 from genixer.core.build import build_filter, to_plain
@@ -37,9 +37,11 @@ class PipelineRun:
 
 
 def make_context(cfg: DictConfig) -> RunContext:
-    return RunContext(
-        cfg=cfg, cache=StageCache(cfg.paths.cache_dir), filter=build_filter(cfg.filter)
-    )
+    """The run's context over a read-only copy of ``cfg``: no stage changes what another reads."""
+    frozen = cfg.copy()
+    OmegaConf.set_readonly(frozen, True)
+    cache = StageCache(cfg.paths.cache_dir)
+    return RunContext(cfg=frozen, cache=cache, filter=build_filter(cfg.filter))
 
 
 def run_pipeline(cfg: DictConfig) -> PipelineRun:
