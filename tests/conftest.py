@@ -67,8 +67,8 @@ def tiny_overrides(tmp: Path, filter_name: str = "fuyu") -> list[str]:
         "generator.gen_train.batch_size=8",
         "downstream.finetune.steps=2",
         "downstream.finetune.batch_size=8",
-        "downstream.pretrain=[{steps:1,batch_size:8,lr:1e-3,trainable:projector},"
-        "{steps:1,batch_size:8,lr:1e-3,trainable:all}]",
+        "downstream.pretrain=[{steps:1,batch_size:8,lr:1e-3,trainable:projector,warmup_ratio:0.03},"
+        "{steps:1,batch_size:8,lr:1e-3,trainable:all,warmup_ratio:0.03}]",
         "generate.max_new_tokens=6",
         "generate.shard_size=4",
         "trainer.enable_progress_bar=false",
@@ -93,9 +93,19 @@ def judge_scores(judge, processor, records, root, folder, mode="p_yes", batch_si
     """Record id -> score through the production scorer (sharded runner, one process)."""
     import json
 
-    from genixer.stages.judge_score import score_records
+    from genixer.filters.judge_scoring import score_records
 
-    score_records(judge, processor, records, root, folder, "s.jsonl", mode, batch_size, seed)
+    score_records(
+        judge,
+        processor,
+        records,
+        world=root,
+        folder=folder,
+        out_name="s.jsonl",
+        mode=mode,
+        batch_size=batch_size,
+        seed=seed,
+    )
     rows = [json.loads(line) for line in (Path(folder) / "s.jsonl").read_text().splitlines()]
     return {r["id"]: r["score"] for r in rows}
 
@@ -121,7 +131,8 @@ def tiny_judge(seed: int = 0):
     """A random-weight Fuyu judge and its processor, with a tokenizer that has Yes and No."""
     import torch
 
-    from genixer.models.judge import JudgeProcessor, build_judge
+    from genixer.models.fuyu.model import build_judge
+    from genixer.models.fuyu.processor import JudgeProcessor
     from genixer.models.tokenizer import build_tokenizer
 
     tok = build_tokenizer(["Here is a question and answer pair. Yes No"] * 3, 300)
@@ -143,7 +154,7 @@ def truth_records(images) -> list:
     """One ground-truth record per image, cycling through the generic tasks."""
     import random
 
-    from genixer.record import Record
+    from genixer.core.record import Record
     from genixer.tasks import GENERIC_TASKS, get_task
 
     rng, records = random.Random(0), []

@@ -1,4 +1,4 @@
-"""genixer.boxes: format/parse round trips, IoU, frames, clipping and malformed text."""
+"""genixer.core.boxes: format/parse round trips, IoU, frames, clipping and malformed text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from genixer.boxes import (
+from genixer.core.boxes import (
     BoxParseError,
     Frame,
     convert,

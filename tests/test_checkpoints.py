@@ -33,10 +33,12 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from genixer.convert.__main__ import main as convert_main
-from genixer.convert.checkpoint_io import PickleOnlyError, ShardWriter
-from genixer.models.judge import JudgeProcessor, load_judge, yes_probability
-from genixer.models.vlm import load_vlm, processor_for
+from genixer.convert import main as convert_main
+from genixer.models.fuyu.model import load_judge
+from genixer.models.fuyu.processor import JudgeProcessor
+from genixer.models.fuyu.scoring import yes_probability
+from genixer.models.llava.model import load_vlm, processor_for
+from genixer.models.weights import PickleOnlyError, ShardWriter
 
 CORPUS = [
     "What is in the image? A red square and a blue circle.",
@@ -522,7 +524,7 @@ def test_shard_writer_round_trip(tmp_path):
     files = writer.close()
     assert [f.name for f in files] == [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
-    from genixer.convert.checkpoint_io import TensorSource
+    from genixer.models.weights import TensorSource
 
     source = TensorSource(tmp_path)
     assert set(index["weight_map"]) == set(source.keys()) == set(tensors)
@@ -533,7 +535,7 @@ def test_shard_writer_round_trip(tmp_path):
 def test_openai_clip_from_a_transformers_folder_for_the_filter(tmp_path):
     """openai/clip-vit-large-patch14 as the HF hub holds it (the Shikra tower's folder)
     loads as an open_clip CLIP with the same image and text features."""
-    from genixer.models.clip_filter import (
+    from genixer.models.clip.model import (
         clip_spec_of,
         clip_tokenizer,
         load_clip,
@@ -578,35 +580,42 @@ def test_pipeline_runs_real_checkpoints_with_their_own_tokenizers(compose_cfg, t
     """generator.checkpoint and filter.checkpoint bring their own vocabularies (here smaller
     than the project tokenizer's, so pairing them with it would index past the embeddings):
     training, generation and scoring must use the checkpoint's tokenizer."""
-    from genixer.pipeline import Pipeline
-    from genixer.stages.score import SCORES
+    from genixer.filters.base import SCORES
+    from genixer.pipeline.artifacts import project_tokenizer, world_splits
+    from genixer.pipeline.runner import make_context, run_pipeline
+    from genixer.pipeline.stages.train_filter import filter_env
     from tests.conftest import tiny_overrides, truth_records
 
     llava_tok = llama_tokenizer(["<image>", "<pad>"])
     llava_tok.pad_token = "<pad>"
     llava_hf_folder(tmp_path / "llava-hf", llava_tok)
     fuyu_tok, _ = fuyu_8b_folder(tmp_path / "fuyu-8b")
-    p = Pipeline(
-        compose_cfg(
-            [
-                *tiny_overrides(tmp_path),
-                f"generator.checkpoint={tmp_path / 'llava-hf'}",
-                f"filter.checkpoint={tmp_path / 'fuyu-8b'}",
-                "stop_after=select",
-            ]
-        )
+    cfg = compose_cfg(
+        [
+            *tiny_overrides(tmp_path),
+            f"generator.checkpoint={tmp_path / 'llava-hf'}",
+            f"filter.checkpoint={tmp_path / 'fuyu-8b'}",
+            "stop_after=select",
+        ]
     )
-    p.run()
-    assert len(p.tokenizer) > len(llava_tok)  # the project's own is the larger one
-    for stage in (p.base, p.generator):
-        saved = PreTrainedTokenizerFast.from_pretrained(str(stage.path / "model"))
+    p = run_pipeline(cfg)
+    results = p.results
+    assert len(project_tokenizer(results["collect"].path)) > len(llava_tok)  # the larger one
+    for stage in ("train_base", "train_generator"):
+        saved = PreTrainedTokenizerFast.from_pretrained(str(results[stage].path / "model"))
         assert saved.get_vocab() == llava_tok.get_vocab()
-    judge_tok = PreTrainedTokenizerFast.from_pretrained(str(p.judge.path / "model"))
+    judge = results["train_judge"]
+    judge_tok = PreTrainedTokenizerFast.from_pretrained(str(judge.path / "model"))
     assert judge_tok.get_vocab() == fuyu_tok.get_vocab()
-    assert p.generated.info["num_records"] + p.generated.info["parse_failures"] > 0
-    # Two training steps generate no parseable record: score ground-truth ones instead.
-    p.records = truth_records(p.splits["pool"])
-    p._score_fn(tmp_path / "rescored")
+    generated = results["generate"].info
+    assert generated["num_records"] + generated["parse_failures"] > 0
+    # Two training steps generate no parseable record: score ground-truth ones instead,
+    # the way the score stage does (the run's filter, on what the run's stages wrote).
+    records = truth_records(world_splits(results["world"].path)["pool"])
+    ctx = make_context(cfg)
+    env = filter_env(ctx, {"world": results["world"], "collect": results["collect"]})
+    (tmp_path / "rescored").mkdir()
+    ctx.filter.score(env, judge.path, records, tmp_path / "rescored")
     rows = (tmp_path / "rescored" / SCORES).read_text().splitlines()
     scores = [json.loads(line)["score"] for line in rows]
-    assert len(scores) == len(p.records) and all(0.0 <= s <= 1.0 for s in scores)
+    assert len(scores) == len(records) and all(0.0 <= s <= 1.0 for s in scores)

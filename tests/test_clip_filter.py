@@ -18,13 +18,11 @@ from genixer.models.clip.model import (
     WEIGHTS_NAME,
     build_clip,
     clip_tokenizer,
-    load_clip,
     load_openai_clip,
     save_clip,
 )
 from genixer.models.clip.scorer import CropScorer
 from genixer.models.clip.train import ContrastiveModule, collate_pairs, contrastive_loss, train_clip
-from genixer.models.weights import PickleOnlyError
 from genixer.training.resume import LAST, checkpoint_step
 
 SPEC = {
@@ -114,27 +112,6 @@ def test_build_is_open_clip_and_spec_checked(tiny):
         build_clip({**SPEC, "vocab_size": 1000})
     with pytest.raises(ValueError, match="unknown"):
         build_clip({**SPEC, "visoin_width": 64})
-
-
-def test_save_load_round_trip_same_scores(tiny, tmp_path):
-    model, tok = tiny
-    save_clip(model, SPEC, tmp_path / "clip")
-    loaded = load_clip(tmp_path / "clip")
-    data = items(6)
-    a = scorer(tiny).score(data)
-    b = CropScorer(loaded, tok, SPEC["image_size"], min_crop_px=8).score(data)
-    assert a == b and all(s is not None for s in a)
-
-
-def test_pickle_only_folder_refused(tiny, tmp_path):
-    model, _ = tiny
-    d = tmp_path / "pickled"
-    d.mkdir()
-    torch.save(model.state_dict(), d / "pytorch_model.bin")
-    with pytest.raises(PickleOnlyError, match="pickled"):
-        load_clip(d)
-    with pytest.raises(FileNotFoundError):
-        load_clip(tmp_path / "nothing")
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from genixer.datasets import CONVERTERS, ConversionLedger, get_converter
-from genixer.datasets.base import Sample, chunk_sizes, load_plain_pickle
-from genixer.record import read_jsonl
+from genixer.core.record import read_jsonl
+from genixer.sources.datasets import CONVERTERS, ConversionLedger, get_converter
+from genixer.sources.datasets.base import Sample, chunk_sizes, load_plain_pickle
 from genixer.tasks import get_task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
@@ -341,7 +341,7 @@ def collection_cfg(compose_cfg, root: Path, tmp: Path, *extra: str, overrides_wo
 
 
 def materialize(cfg, folder: Path):
-    from genixer.utils import build
+    from genixer.core.build import build
 
     world = build(cfg.world)
     return world, world.materialize(folder)
@@ -381,7 +381,7 @@ def test_collection_world_mixes_the_generic_datasets(compose_cfg, data_root, tmp
 def test_collection_world_sizes_and_ratios(compose_cfg, data_root, tmp_path):
     from omegaconf import OmegaConf
 
-    from genixer.world.collection import CollectionWorld
+    from genixer.sources.collection import CollectionWorld
 
     cfg = collection_cfg(compose_cfg, data_root, tmp_path, "generator=shikra", "world.size=20")
     base = OmegaConf.to_container(cfg.world, resolve=True)
@@ -430,7 +430,8 @@ def test_collection_world_sizes_and_ratios(compose_cfg, data_root, tmp_path):
 def test_collection_world_feeds_the_generator(compose_cfg, data_root, tmp_path):
     """The pipeline's world and collect stages on converted data, through generator
     training (the tiny model, a few steps)."""
-    from genixer.pipeline import Pipeline
+    from genixer.pipeline.runner import run_pipeline
+    from genixer.world import read_index
     from tests.conftest import TINY_VLM
 
     cfg = collection_cfg(
@@ -447,24 +448,19 @@ def test_collection_world_feeds_the_generator(compose_cfg, data_root, tmp_path):
         "trainer.enable_progress_bar=false",
         *TINY_VLM,
     )
-    p = Pipeline(cfg)
-    p.run()
+    p = run_pipeline(cfg)
     info = p.results["collect"].info
-    samples = list(read_jsonl(p.world.path / "samples.jsonl"))
+    world = p.results["world"].path
+    samples = list(read_jsonl(world / "samples.jsonl"))
     assert info["pairs"] == len(samples) == info["plain"] == 15
     assert info["task_counts"] == {"common": 6, "adv": 3, "mcvqa": 2, "md": 4}
     pairs = list(read_jsonl(p.results["pairs"].path / "pairs.jsonl"))
-    assert {r["image_id"] for r in pairs} <= {i.id for i in p.splits["collection"]}
+    assert {r["image_id"] for r in pairs} <= {i.id for i in read_index(world)["collection"]}
     assert any(
         r["target"].startswith("Question: What is the man by the bags awaiting?") for r in pairs
     )
     assert p.results["world"].info["collection"]["samples"] == 15
     assert (p.results["train_generator"].path / "model").is_dir()
-
-    # options that shape the built-in world's questions would be ignored here: refused
-    cfg.generator.collection.plain_single = {"per_image": 2}
-    with pytest.raises(ValueError, match="world=collection's plain rows"):
-        Pipeline(cfg).run()
 
 
 def test_collection_under_folder_world(compose_cfg, data_root, tmp_path):

@@ -9,9 +9,10 @@ import shutil
 
 import pytest
 
-from genixer.record import QA, Record, read_records
-from genixer.stages import dedup as DD
-from genixer.world import ShapesWorld
+from genixer.core.record import QA, Record, read_records
+from genixer.pipeline.stages import decontaminate as DC
+from genixer.pipeline.stages import dedup as DD
+from genixer.sources.shapes import ShapesWorld
 
 
 def rec(rid: str, image: str, *turns: tuple, task: str = "common") -> Record:
@@ -106,28 +107,28 @@ def test_decontamination_excludes_pool_images_found_in_a_benchmark(tmp_path):
         {"question_id": 5, "image": "imgs/gone.png", "text": "?"},
     ]
     (bench / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions) + "\n")
-    specs = DD.benchmark_specs(str(bench / "questions.jsonl"))
+    specs = DC.benchmark_specs(str(bench / "questions.jsonl"))
     assert specs == [{"images": str(bench / "questions.jsonl"), "image_root": str(bench)}]
     out = tmp_path / "stage"
     out.mkdir()
-    info = DD.decontaminate(specs, tmp_path / "w", pool, out)
-    assert DD.excluded_ids(out) == {pool[1].id, pool[4].id}
+    info = DC.decontaminate(specs, tmp_path / "w", pool, out)
+    assert DC.excluded_ids(out) == {pool[1].id, pool[4].id}
     assert info["excluded"] == 2 and info["pool_checked"] == 6
     assert info["distinct_benchmark_images"] == 3
     assert info["skipped"] == {"benchmark_overlap": 2, "benchmark_missing": 1}
     # a folder of benchmark images works the same; several benchmarks at once too
-    specs2 = DD.benchmark_specs([str(bench / "imgs"), {"images": str(bench / "questions.jsonl")}])
+    specs2 = DC.benchmark_specs([str(bench / "imgs"), {"images": str(bench / "questions.jsonl")}])
     out2 = tmp_path / "stage2"
     out2.mkdir()
-    DD.decontaminate(specs2, tmp_path / "w", pool, out2)
-    assert DD.excluded_ids(out2) == {pool[1].id, pool[4].id}
+    DC.decontaminate(specs2, tmp_path / "w", pool, out2)
+    assert DC.excluded_ids(out2) == {pool[1].id, pool[4].id}
     # the stage key follows the benchmark's files
-    before = DD.benchmark_fingerprint(specs)
+    before = DC.benchmark_fingerprint(specs)
     (bench / "imgs" / "q3.png").write_bytes((tmp_path / "w" / pool[0].path).read_bytes())
-    assert DD.benchmark_fingerprint(specs) != before
-    assert DD.benchmark_specs(None) == [] and DD.benchmark_specs([]) == []
+    assert DC.benchmark_fingerprint(specs) != before
+    assert DC.benchmark_specs(None) == [] and DC.benchmark_specs([]) == []
     with pytest.raises(ValueError, match="does not exist"):
-        DD.benchmark_specs(str(tmp_path / "nope"))
+        DC.benchmark_specs(str(tmp_path / "nope"))
 
 
 def test_the_dedup_cache_key_follows_the_answer_normalization(monkeypatch):

@@ -21,9 +21,9 @@ import torch
 from omegaconf import OmegaConf
 
 from genixer.models import build_tokenizer, build_vlm, processor_for, save_tokenizer, save_vlm
-from genixer.stages import generate as G
-from genixer.stages.shards import IncompleteShardsError, ShardPlan, read_rows, shard_of
-from genixer.world import ShapesWorld
+from genixer.pipeline.stages import generate as G
+from genixer.sources.shapes import ShapesWorld
+from genixer.training.shards import IncompleteShardsError, ShardPlan, read_rows, shard_of
 from tests.conftest import TINY_VLM_SPEC, tiny_judge, truth_records
 
 SPEC = TINY_VLM_SPEC
@@ -70,11 +70,11 @@ def generate_into(env, folder: Path, batch_size: int, devices: int = 1, reqs=Non
         env["model"],
         env["proc"],
         reqs if reqs is not None else env["reqs"],
-        env["root"] / "world",
-        folder,
-        batch_size,
-        SHARD,
-        DECODING,
+        world=env["root"] / "world",
+        folder=folder,
+        decoding=DECODING,
+        batch_size=batch_size,
+        shard_size=SHARD,
         trainer_cfg=trainer_cfg(devices),
         checkpoint=env["root"] / "model",
     )
@@ -90,7 +90,7 @@ def reference(env):
 def test_lightning_teardown_puts_a_callers_model_back_where_it_was():
     """Lightning moves the predict module to the CPU at teardown; a caller's model returns to
     the device it came on instead (meta here: a move to the CPU would fail on it)."""
-    from genixer.stages.predict import _PredictModule
+    from genixer.training.predict import _PredictModule
 
     model = torch.nn.Linear(4, 4, device="meta")
     module = _PredictModule(model, predictor=None)
@@ -112,11 +112,11 @@ def test_a_cuda_model_stays_on_the_gpu_after_generation(env, tmp_path):
         model,
         env["proc"],
         env["reqs"],
-        env["root"] / "world",
-        tmp_path,
-        4,
-        SHARD,
-        DECODING,
+        world=env["root"] / "world",
+        folder=tmp_path,
+        decoding=DECODING,
+        batch_size=4,
+        shard_size=SHARD,
         trainer_cfg=cfg,
     )
     assert info["generated"] == len(env["reqs"])
@@ -196,12 +196,21 @@ import json, sys
 from pathlib import Path
 root, folder = Path(sys.argv[1]), Path(sys.argv[2])
 from genixer.models import load_tokenizer, load_vlm, processor_for
-from genixer.stages import generate as G
+from genixer.pipeline.stages import generate as G
 model = load_vlm(root / "model")
 proc = processor_for(model, load_tokenizer(root / "tokenizer"))
 reqs = json.loads((root / "requests.json").read_text())
 print("ready", flush=True)
-G.run_generation(model, proc, reqs, root / "world", folder, 1, 3, json.loads(sys.argv[3]))
+G.run_generation(
+    model,
+    proc,
+    reqs,
+    world=root / "world",
+    folder=folder,
+    decoding=json.loads(sys.argv[3]),
+    batch_size=1,
+    shard_size=3,
+)
 print("done", flush=True)
 """
 
@@ -302,7 +311,15 @@ def test_vllm_backend_view_and_refusals(env, tmp_path):
         export_for_vllm(shikra, env["root"] / "tokenizer", tmp_path / "s")
     with pytest.raises(ValueError, match="backend"):
         G.run_generation(
-            None, env["proc"], [], tmp_path, tmp_path / "x", 1, 1, DECODING, backend="tgi"
+            None,
+            env["proc"],
+            [],
+            world=tmp_path,
+            folder=tmp_path / "x",
+            decoding=DECODING,
+            batch_size=1,
+            shard_size=1,
+            backend="tgi",
         )
     if not vllm_available():
         with pytest.raises(ImportError, match="vllm"):
@@ -310,11 +327,11 @@ def test_vllm_backend_view_and_refusals(env, tmp_path):
                 None,
                 env["proc"],
                 env["reqs"],
-                env["root"] / "world",
-                tmp_path / "gen",
-                4,
-                SHARD,
-                DECODING,
+                world=env["root"] / "world",
+                folder=tmp_path / "gen",
+                decoding=DECODING,
+                batch_size=4,
+                shard_size=SHARD,
                 backend="vllm",
                 checkpoint=env["root"] / "model",
             )
@@ -329,11 +346,11 @@ def test_vllm_backend_writes_the_same_rows(env, tmp_path):
         None,
         env["proc"],
         env["reqs"],
-        env["root"] / "world",
-        tmp_path / "gen",
-        8,
-        SHARD,
-        DECODING,
+        world=env["root"] / "world",
+        folder=tmp_path / "gen",
+        decoding=DECODING,
+        batch_size=8,
+        shard_size=SHARD,
         backend="vllm",
         checkpoint=env["root"] / "model",
     )
@@ -345,11 +362,11 @@ def test_vllm_backend_writes_the_same_rows(env, tmp_path):
         None,
         env["proc"],
         env["reqs"],
-        env["root"] / "world",
-        again,
-        3,
-        SHARD,
-        DECODING,
+        world=env["root"] / "world",
+        folder=again,
+        decoding=DECODING,
+        batch_size=3,
+        shard_size=SHARD,
         backend="vllm",
         checkpoint=env["root"] / "model",
     )
@@ -401,8 +418,8 @@ def test_killing_the_cli_at_random_moments_then_rerunning_gives_the_same_records
 
 
 def test_judge_scoring_on_the_runner_matches_the_direct_scorer(tmp_path):
-    from genixer.models.judge import yes_probability
-    from genixer.stages import judge_score as JS
+    from genixer.filters import judge_scoring as JS
+    from genixer.models.fuyu.scoring import yes_probability
     from genixer.tasks import get_task
     from genixer.world.base import load_image
 
@@ -416,21 +433,23 @@ def test_judge_scoring_on_the_runner_matches_the_direct_scorer(tmp_path):
         )
         for r in records
     }
-    info = JS.score_records(
-        judge, proc, records, tmp_path, tmp_path / "s", "scores.jsonl", "p_yes", 2, 0, shard_size=2
-    )
+    p_yes = {
+        "world": tmp_path,
+        "folder": tmp_path / "s",
+        "out_name": "scores.jsonl",
+        "mode": "p_yes",
+        "batch_size": 2,
+        "seed": 0,
+        "shard_size": 2,
+    }
+    info = JS.score_records(judge, proc, records, **p_yes)
     rows = read_rows(tmp_path / "s" / "scores.jsonl")
     assert [r["id"] for r in rows] == sorted(r.id for r in records) and info["images_per_s"] > 0
     assert all(abs(r["score"] - direct[r["id"]]) < 1e-5 for r in rows)
-    again = JS.score_records(
-        judge, proc, records, tmp_path, tmp_path / "s", "scores.jsonl", "p_yes", 2, 0, shard_size=2
-    )
+    again = JS.score_records(judge, proc, records, **p_yes)
     assert again["shards_resumed"] > 0 and again["scored_now"] == 0
-    s1 = JS.score_records(
-        judge, proc, records[:3], tmp_path, tmp_path / "a", "x.jsonl", "sampled", 3, 5
-    )
-    s2 = JS.score_records(
-        judge, proc, records[:3], tmp_path, tmp_path / "b", "x.jsonl", "sampled", 1, 5
-    )
+    sampled = {"world": tmp_path, "out_name": "x.jsonl", "mode": "sampled", "seed": 5}
+    s1 = JS.score_records(judge, proc, records[:3], **sampled, folder=tmp_path / "a", batch_size=3)
+    s2 = JS.score_records(judge, proc, records[:3], **sampled, folder=tmp_path / "b", batch_size=1)
     assert (tmp_path / "a" / "x.jsonl").read_bytes() == (tmp_path / "b" / "x.jsonl").read_bytes()
     assert s1["processes"] == s2["processes"] == 1

@@ -184,11 +184,11 @@ def test_multiple_choice_accuracy() -> None:
 
 def test_rec_accuracy() -> None:
     try:
-        boxes = importlib.import_module("genixer.boxes")
+        boxes = importlib.import_module("genixer.core.boxes")
     except ImportError:
-        pytest.skip("genixer.boxes not available yet")
+        pytest.skip("genixer.core.boxes not available yet")
     if not hasattr(boxes, "iou"):
-        pytest.skip("genixer.boxes.iou not available yet")
+        pytest.skip("genixer.core.boxes.iou not available yet")
     gt = [(0.0, 0.0, 1.0, 1.0)] * 4
     preds = [
         (0.0, 0.0, 1.0, 1.0),  # IoU 1

@@ -39,7 +39,8 @@ TRAINER = OmegaConf.create(
     }
 )
 N, BATCH, STEPS, SEED = 12, 4, 8, 3  # 3 batches an epoch: the run crosses two epoch ends
-TRAIN = {"steps": STEPS, "batch_size": BATCH, "lr": 1e-3}
+TRAIN = {"steps": STEPS, "batch_size": BATCH, "lr": 1e-3, "warmup_ratio": 0.03, "trainable": "all"}
+RUN = {"train": TRAIN, "trainer_cfg": TRAINER, "seed": SEED}
 COLOURS = ["red", "green", "blue", "yellow", "white", "black"]
 
 
@@ -95,7 +96,7 @@ def test_nan_loss_stops_keeps_the_last_good_checkpoint_and_a_rerun_resumes_exact
     log_dir = tmp_path / "stage" / "logs"
 
     with pytest.raises(NonFiniteLossError) as err:
-        fit(new_model(tok), bad, proc.collate, TRAIN, TRAINER, SEED, log_dir, checkpoint_every=1)
+        fit(new_model(tok), bad, proc.collate, **RUN, log_dir=log_dir, checkpoint_every=1)
     message = str(err.value)
     assert "loss is nan at step 1" in message
     assert "last good checkpoint" in message and "step 1" in message
@@ -106,17 +107,17 @@ def test_nan_loss_stops_keeps_the_last_good_checkpoint_and_a_rerun_resumes_exact
 
     # The data fixed, the same call resumes at step 1 and ends where a clean run ends.
     resumed = new_model(tok)
-    info = fit(resumed, clean, proc.collate, TRAIN, TRAINER, SEED, log_dir, checkpoint_every=1)
+    info = fit(resumed, clean, proc.collate, **RUN, log_dir=log_dir, checkpoint_every=1)
     assert info["resumed_from_step"] == 1 and info["steps"] == STEPS
     straight = new_model(tok)
-    ref = fit(straight, clean, proc.collate, TRAIN, TRAINER, SEED, tmp_path / "ref" / "logs")
+    ref = fit(straight, clean, proc.collate, **RUN, log_dir=tmp_path / "ref" / "logs")
     assert ref["resumed_from_step"] is None
     a, b = resumed.state_dict(), straight.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     # A finished run re-run restores its last checkpoint and trains no further.
     again = new_model(tok)
-    info = fit(again, clean, proc.collate, TRAIN, TRAINER, SEED, log_dir, checkpoint_every=1)
+    info = fit(again, clean, proc.collate, **RUN, log_dir=log_dir, checkpoint_every=1)
     assert info["resumed_from_step"] == STEPS
     assert all(torch.equal(again.state_dict()[k], b[k]) for k in b)
     assert drop_checkpoints(tmp_path / "stage") == 1 and last_checkpoint(log_dir) is None

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genixer.utils import build
-from genixer.world import ShapesWorld, load_image, read_index
-from genixer.world.folder import FolderWorld
+from genixer.core.build import build
+from genixer.sources.folder import FolderWorld
+from genixer.sources.shapes import ShapesWorld
+from genixer.world import load_image, read_index
 from tests.conftest import judge_scores, tiny_overrides
 
 BASE = {"collection": 3, "judge": 2, "downstream": 1, "benchmark": 2}
@@ -121,11 +122,14 @@ def test_pipeline_on_a_folder_pool_with_decontamination_and_dedup_caching(compos
     """Generate -> dedup -> judge scoring -> select -> export on unlabeled folder images; a
     benchmark copy of one image keeps it out of the pool; a dedup change re-runs only dedup
     and what follows; the summary counts every skip."""
-    from genixer.models.judge import JudgeProcessor, load_judge
-    from genixer.pipeline import Pipeline
-    from genixer.record import QA, Record
-    from genixer.stages import export as E
-    from genixer.stages import score as S
+    from genixer.core.record import QA, Record
+    from genixer.filters import selection as S
+    from genixer.models.fuyu.model import load_judge
+    from genixer.models.fuyu.processor import JudgeProcessor
+    from genixer.pipeline.artifacts import project_tokenizer
+    from genixer.pipeline.runner import make_context, run_pipeline
+    from genixer.pipeline.stages import export as E
+    from genixer.pipeline.stages.generate import generation_pool
 
     paths = make_images(tmp_path / "src", 5)
     (tmp_path / "src" / "broken.jpg").write_bytes(b"not an image")
@@ -138,9 +142,11 @@ def test_pipeline_on_a_folder_pool_with_decontamination_and_dedup_caching(compos
         "stop_after=export",
         "generator.vision_pretrain=null",
     ]
-    p = Pipeline(compose_cfg(over))
-    summary = p.run()
-    assert [i.id for i in p.splits["pool"]] == sorted(sha16(q) for q in paths if q != paths[2])
+    cfg = compose_cfg(over)
+    p = run_pipeline(cfg)
+    summary = p.summary
+    pool = generation_pool(make_context(cfg), p.results)  # what the generate stage read
+    assert [i.id for i in pool] == sorted(sha16(q) for q in paths if q != paths[2])
     skipped = summary["skipped"]
     assert skipped["by_stage"]["world"] == {"not_an_image": 1}
     assert skipped["by_stage"]["decontaminate"] == {"benchmark_overlap": 1}
@@ -157,24 +163,23 @@ def test_pipeline_on_a_folder_pool_with_decontamination_and_dedup_caching(compos
 
     # the tiny generator's records are few and often unparsable: score, select and export
     # records written for the folder images with the run's own judge
-    pool = p.splits["pool"]
     recs = [
         Record(f"r{k}", i.id, i.path, "common", "common", [QA("How many are there?", "2")], "")
         for k, i in enumerate(pool)
     ]
-    judge = load_judge(p.judge.path / "model")
-    proc = JudgeProcessor.for_model(judge, p.tokenizer)
-    scores = judge_scores(judge, proc, recs, p.world.path, tmp_path / "scored")
+    world = p.results["world"].path
+    judge = load_judge(p.results["train_judge"].path / "model")
+    proc = JudgeProcessor.for_model(judge, project_tokenizer(p.results["collect"].path))
+    scores = judge_scores(judge, proc, recs, world, tmp_path / "scored")
     assert set(scores) == {r.id for r in recs} and all(0 <= v <= 1 for v in scores.values())
     kept, info = S.select(recs, scores, None, 0.0)
     assert info["num_kept"] == len(recs) and info["oracle_accuracy"] is None
-    out = E.export_llava(kept, p.world.path, tmp_path / "export")
+    out = E.export_llava(kept, world, tmp_path / "export")
     assert out["entries"] == len(recs)
     for r in recs:
         assert (tmp_path / "export" / "images" / r.image).stat().st_size > 0
 
-    again = Pipeline(compose_cfg([*over, "dedup.corpus_max=1"]))
-    again.run()
+    again = run_pipeline(compose_cfg([*over, "dedup.corpus_max=1"]))
     status = {k: v.status for k, v in again.results.items()}
     assert status["generate"] == status["decontaminate"] == status["world"] == "reused"
     assert status["dedup"] == "ran"

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from genixer.boxes import find_brackets, format_box, format_boxes, format_point, parse_bracket
-from genixer.record import QA
+from genixer.core.boxes import find_brackets, format_box, format_boxes, format_point, parse_bracket
+from genixer.core.record import QA
 from genixer.tasks import GROUNDING_TASKS, AgnosticTask, ParseError, detect_grounding, get_task
 from genixer.tasks.rec import rec_oracle_detail
-from genixer.world.grounding import expressions, resolve
+from genixer.world.referring import expressions, resolve
 from genixer.world.scene import Obj, Scene, sample_scene
 
 
@@ -400,8 +400,8 @@ def test_qa_boxes_hold_every_box_in_reading_order():
 def test_shikra_rec_export_writes_pixel_boxes(tmp_path):
     import json
 
-    from genixer.record import Record
-    from genixer.stages.export import export_shikra_rec
+    from genixer.core.record import Record
+    from genixer.pipeline.stages.export import export_shikra_rec
     from genixer.world.scene import render
 
     scene = Scene(48, 48, 3, [Obj("circle", "red", 0, (2, 3, 14, 15))])

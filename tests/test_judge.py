@@ -7,18 +7,14 @@ import random
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
-from genixer.models.judge import (
-    IGNORE_INDEX,
-    JudgeProcessor,
-    build_judge,
-    load_judge,
-    sampled_score,
-    save_judge,
-    yes_probability,
-)
+from genixer.models.fuyu.model import build_judge
+from genixer.models.fuyu.processor import IGNORE_INDEX, JudgeProcessor
+from genixer.models.fuyu.scoring import sampled_score, yes_probability
 from genixer.models.tokenizer import build_tokenizer
+from tests.conftest import CONF
 
 SPEC = {
     "image_size": 32,
@@ -49,6 +45,17 @@ def colour_image(rgb: tuple[int, int, int], rng: random.Random, size: int = 32) 
 
 
 RED, BLUE, GREEN = (220, 30, 30), (30, 30, 220), (30, 200, 30)
+CONF_FILTER = f"{CONF}/filter/fuyu.yaml"
+
+
+def draws(per_image: int, *, explain: bool = False, answerable: float = 0.8) -> dict:
+    """``judge_examples``' settings: ``per_image`` items, half the wrong answers confusable."""
+    return {
+        "items_per_image": per_image,
+        "hard_negatives": 0.5,
+        "explain": explain,
+        "answerable": answerable,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -163,22 +170,6 @@ def test_training_moves_yes_probability(judge, processor):
     assert red > 0.8 and blue < 0.2
 
 
-def test_save_load_round_trip(judge, processor, tmp_path):
-    batch = items(3)
-    expected = yes_probability(judge, processor, batch)
-    save_judge(judge, tmp_path / "judge")
-    assert list((tmp_path / "judge").glob("*.safetensors"))
-    loaded = load_judge(tmp_path / "judge")
-    assert yes_probability(loaded, processor, batch) == pytest.approx(expected, abs=1e-6)
-
-
-def test_bin_only_folder_refused(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "pytorch_model.bin").write_bytes(b"not safe")
-    with pytest.raises(ValueError, match="safetensors"):
-        load_judge(tmp_path)
-
-
 def test_sampled_score_reproducible(judge, processor):
     batch = items(4)
     first = sampled_score(judge, processor, batch, seed=7)
@@ -198,12 +189,12 @@ def test_bad_spec_refused(tokenizer):
 def test_judge_items_shown_yes_or_no_says_nothing_about_the_label(tmp_path):
     """Existence questions: the true answer is drawn 50/50, so 'Answer: yes' and 'Answer: no'
     are labelled Yes at the same rate and the judge must look at the image."""
-    from genixer.stages.judge_train import judge_examples
-    from genixer.world import ShapesWorld
+    from genixer.filters.judge_data import judge_examples
+    from genixer.sources.shapes import ShapesWorld
 
     images = ShapesWorld(seed=3, splits={"judge": 300}).materialize(tmp_path)["judge"]
     rates = {"yes": [0, 0], "no": [0, 0]}
-    for _, (prompt, label) in judge_examples(images, 40, 0.5, seed=0):
+    for _, (prompt, label) in judge_examples(images, 0, **draws(40)):
         shown = prompt.split("Answer: ", 1)[1].split("'")[0].strip().lower()
         if shown in rates:  # only the yes/no kinds answer with these
             rates[shown][0] += label == "Yes"
@@ -234,8 +225,8 @@ def test_multi_turn_sequence_targets_every_answer(processor, tokenizer):
 
 
 def test_judge_vqa_examples_are_true_dense_conversations(tmp_path):
-    from genixer.stages.judge_train import vqa_examples
-    from genixer.world import ShapesWorld
+    from genixer.filters.judge_data import vqa_examples
+    from genixer.sources.shapes import ShapesWorld
     from genixer.world.questions import true_answer
 
     images = ShapesWorld(seed=3, splits={"judge": 20}).materialize(tmp_path)["judge"]
@@ -252,13 +243,13 @@ def test_explained_verdicts_start_with_the_verdict_and_state_the_truth(tmp_path,
     """``filter.train.explain``: the same items, the answer ``Yes, it is 2.`` / ``No, it is
     red.``; the verdict stays the first answer token (where P(Yes) is read), and what
     follows is the scene's true answer to the question."""
-    from genixer.stages.judge_train import judge_examples
-    from genixer.world import ShapesWorld
+    from genixer.filters.judge_data import judge_examples
+    from genixer.sources.shapes import ShapesWorld
     from genixer.world.questions import true_answer
 
     images = ShapesWorld(seed=5, splits={"judge": 30}).materialize(tmp_path)["judge"]
-    plain = judge_examples(images, 6, 0.5, seed=1)
-    explained = judge_examples(images, 6, 0.5, seed=1, explain=True)
+    plain = judge_examples(images, 1, **draws(6))
+    explained = judge_examples(images, 1, **draws(6, explain=True))
     assert [(i.id, p) for i, (p, _) in plain] == [(i.id, p) for i, (p, _) in explained]
     for (img, (prompt, label)), (_, (_, answer)) in zip(plain, explained, strict=True):
         assert answer.startswith(f"{label}, ")
@@ -275,20 +266,20 @@ def test_fewer_answerable_draws_teach_more_questions_without_a_single_answer(tmp
     """``filter.train.answerable``: a generator's commonest error is a question with no single
     answer in its scene; the rest of the draws have random params, so more of them lack one
     (and are labelled No), and the items stay the same for the same seed."""
-    from genixer.stages.judge_train import NO_SINGLE_ANSWER, judge_examples
-    from genixer.world import ShapesWorld
+    from genixer.filters.judge_data import NO_SINGLE_ANSWER, judge_examples
+    from genixer.sources.shapes import ShapesWorld
 
     images = ShapesWorld(seed=5, splits={"judge": 100}).materialize(tmp_path)["judge"]
 
     def no_single(answerable: float) -> tuple[int, set]:
-        items = judge_examples(images, 10, 0.5, seed=1, explain=True, answerable=answerable)
-        labels = {a.split(",")[0] for _, (_, a) in items if NO_SINGLE_ANSWER in a}
-        return sum(NO_SINGLE_ANSWER in a for _, (_, a) in items), labels
+        drawn = judge_examples(images, 1, **draws(10, explain=True, answerable=answerable))
+        labels = {a.split(",")[0] for _, (_, a) in drawn if NO_SINGLE_ANSWER in a}
+        return sum(NO_SINGLE_ANSWER in a for _, (_, a) in drawn), labels
 
     few, labels = no_single(0.8)
     many, more_labels = no_single(0.3)
     assert labels == more_labels == {"No"}
     assert many > 2 * few > 0
-    assert judge_examples(images, 3, 0.5, seed=1) == judge_examples(
-        images, 3, 0.5, seed=1, answerable=0.8
-    )  # the default is the earlier behaviour
+    assert judge_examples(images, 1, **draws(3)) == judge_examples(images, 1, **draws(3))
+    # the default is the earlier behaviour (before the knob: 0.8 of the draws answerable)
+    assert OmegaConf.load(CONF_FILTER).train.answerable == 0.8

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genixer.chat import ASSISTANT, IMAGE_TOKEN
+from genixer.core.chat import ASSISTANT, IMAGE_TOKEN
 from genixer.models import (
     SPECIAL_TOKENS,
     SeededSampler,
@@ -19,11 +19,9 @@ from genixer.models import (
     build_vlm,
     generate,
     load_tokenizer,
-    load_vlm,
     num_image_tokens,
     processor_for,
     save_tokenizer,
-    save_vlm,
 )
 from genixer.models.generation import Phases
 from genixer.models.processor import IGNORE_INDEX
@@ -182,30 +180,6 @@ def test_forward_backward(tok, projector_type):
     ]
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen and all("encoder.layers.1." in n or "post_layernorm" in n for n in frozen)
-
-
-def test_save_load_round_trip(model, proc, tmp_path):
-    save_vlm(model, tmp_path / "m")
-    assert any(f.endswith(".safetensors") for f in os.listdir(tmp_path / "m"))
-    loaded = load_vlm(tmp_path / "m").eval()
-    assert (
-        type(loaded) is type(model) and loaded.config.projector_type == model.config.projector_type
-    )
-    assert {n for n, p in loaded.named_parameters() if not p.requires_grad} == {
-        n for n, p in model.named_parameters() if not p.requires_grad
-    }
-    batch = proc.collate([proc.encode(_image(), [("What is it?", "a square")])])
-    with torch.no_grad():
-        assert torch.equal(model(**batch).logits, loaded(**batch).logits)
-
-
-def test_pickle_only_folder_refused(model, tmp_path):
-    folder = tmp_path / "pickled"
-    folder.mkdir()
-    model.config.save_pretrained(folder)
-    torch.save({"x": torch.zeros(1)}, folder / "pytorch_model.bin")
-    with pytest.raises(ValueError, match="safetensors"):
-        load_vlm(folder)
 
 
 # ----------------------------------------------------------------------------- generation

@@ -11,8 +11,8 @@ import pytest
 from hydra.utils import get_method
 from omegaconf import OmegaConf
 
+from genixer.sources.collection import _entries
 from genixer.training.trainers import make_trainer
-from genixer.world.collection import _entries
 
 PAPER = ["paper_genixer_l", "paper_genixer_s", "paper_llava_915k", "paper_shikra_350k"]
 BASE = ["paths.root_dir=/tmp/x", "paths.output_dir=/tmp/x/out"]

@@ -99,11 +99,10 @@ def test_cli_end_to_end_then_every_stage_is_reused(tmp_path):
 
 
 def test_a_downstream_only_change_reuses_every_upstream_stage(compose_cfg, tmp_path):
-    from genixer.pipeline import Pipeline
+    from genixer.pipeline.runner import run_pipeline
 
-    Pipeline(compose_cfg(tiny_overrides(tmp_path))).run()
-    p = Pipeline(compose_cfg([*tiny_overrides(tmp_path), "downstream.finetune.lr=1e-4"]))
-    p.run()
+    run_pipeline(compose_cfg(tiny_overrides(tmp_path)))
+    p = run_pipeline(compose_cfg([*tiny_overrides(tmp_path), "downstream.finetune.lr=1e-4"]))
     status = {k: v.status for k, v in p.results.items()}
     assert status.pop("downstream_baseline") == "ran"
     assert status.pop("downstream_synthetic") == "ran"
@@ -113,12 +112,11 @@ def test_a_downstream_only_change_reuses_every_upstream_stage(compose_cfg, tmp_p
 def test_a_tau_change_retrains_the_generator_but_not_the_base(compose_cfg, tmp_path):
     """tau only picks each pair's instruction level: the tokenizer, the base model, the judge
     and the baseline arm are re-used; the pairs and everything after them run again."""
-    from genixer.pipeline import Pipeline
-    from genixer.record import read_jsonl
+    from genixer.core.record import read_jsonl
+    from genixer.pipeline.runner import run_pipeline
 
-    Pipeline(compose_cfg(tiny_overrides(tmp_path))).run()
-    p = Pipeline(compose_cfg([*tiny_overrides(tmp_path), "generator.collection.tau_all=1.0"]))
-    p.run()
+    run_pipeline(compose_cfg(tiny_overrides(tmp_path)))
+    p = run_pipeline(compose_cfg([*tiny_overrides(tmp_path), "generator.collection.tau_all=1.0"]))
     status = {k: v.status for k, v in p.results.items()}
     reused = {"world", "collect", "pretrain_vision", "train_base", "train_judge"}
     assert {k for k, v in status.items() if v == "reused"} == reused | {"downstream_baseline"}
@@ -133,8 +131,8 @@ class Crash(RuntimeError):
 def test_generation_resumes_after_an_interrupt_and_writes_each_record_once(
     compose_cfg, tmp_path, monkeypatch
 ):
-    from genixer.pipeline import Pipeline
-    from genixer.stages import generate as G
+    from genixer.pipeline.runner import run_pipeline
+    from genixer.pipeline.stages import generate as G
 
     overrides = [*tiny_overrides(tmp_path), "generate.per_image=2", "generate.batch_size=2"]
     real = G.generate
@@ -148,14 +146,13 @@ def test_generation_resumes_after_an_interrupt_and_writes_each_record_once(
 
     monkeypatch.setattr(G, "generate", crash_after_three_batches)
     with pytest.raises(Crash):
-        Pipeline(compose_cfg(overrides)).run()
+        run_pipeline(compose_cfg(overrides))
     gen_dirs = list((tmp_path / "cache" / "generate").iterdir())
     assert len(gen_dirs) == 1 and not (gen_dirs[0] / "manifest.json").exists()
     assert len(list((gen_dirs[0] / "raw").glob("shard-*.jsonl"))) == 1  # one whole shard
 
     monkeypatch.setattr(G, "generate", real)
-    resumed = Pipeline(compose_cfg(overrides))
-    resumed.run()
+    resumed = run_pipeline(compose_cfg(overrides))
     info = resumed.results["generate"].info
     assert info["shards_resumed"] == 1
     lines = []
@@ -166,29 +163,28 @@ def test_generation_resumes_after_an_interrupt_and_writes_each_record_once(
 
     # identical to a run that was never interrupted
     fresh = tmp_path / "fresh"
-    clean = Pipeline(
+    clean = run_pipeline(
         compose_cfg([*tiny_overrides(fresh), "generate.per_image=2", "generate.batch_size=2"])
     )
-    clean.run()
     clean_records = (clean.results["generate"].path / "records.jsonl").read_text()
     assert (resumed.results["generate"].path / "records.jsonl").read_text() == clean_records
 
 
 def test_stop_after_generate_runs_no_later_stage(compose_cfg, tmp_path):
-    from genixer.pipeline import Pipeline
+    from genixer.pipeline.runner import run_pipeline
 
-    p = Pipeline(compose_cfg([*tiny_overrides(tmp_path), "stop_after=generate"]))
-    summary = p.run()
+    p = run_pipeline(compose_cfg([*tiny_overrides(tmp_path), "stop_after=generate"]))
+    summary = p.summary
     assert list(p.results)[-2:] == ["generate", "dedup"]  # dedup ends the generate step
     assert "generation" in summary and "downstream" not in summary
     with pytest.raises(ValueError, match="stop_after"):
-        Pipeline(compose_cfg([*tiny_overrides(tmp_path), "stop_after=evaluate"])).run()
+        run_pipeline(compose_cfg([*tiny_overrides(tmp_path), "stop_after=evaluate"]))
 
 
 def test_judge_scores_records_in_both_modes(tmp_path):
     """Records made from ground truth, scored by a tiny judge: P(Yes) is deterministic and
     batch-invariant; the original's sampled score is reproducible for a seed."""
-    from genixer.world import ShapesWorld
+    from genixer.sources.shapes import ShapesWorld
 
     items = ShapesWorld(seed=1, splits={"pool": 6}).materialize(tmp_path)["pool"]
     records = truth_records(items)
@@ -208,15 +204,14 @@ def test_question_temperature_is_its_own_generation_setting(compose_cfg, tmp_pat
     """``generate.question_temperature`` null keeps the generate stage's key of plain
     sampling; set, it is a new stage whose records say so; equal to ``temperature`` it writes
     the same texts."""
-    from genixer.pipeline import Pipeline
-    from genixer.record import read_jsonl
-    from genixer.stages.generate import GENERATIONS
+    from genixer.core.record import read_jsonl
+    from genixer.pipeline.runner import run_pipeline
+    from genixer.pipeline.stages.dedup import read_deduplicated
+    from genixer.pipeline.stages.generate import GENERATIONS
 
     base = [*tiny_overrides(tmp_path), "stop_after=generate"]
-    plain = Pipeline(compose_cfg([*base, "generate.question_temperature=null"]))
-    plain.run()
-    same = Pipeline(compose_cfg([*base, "generate.question_temperature=0.2"]))
-    same.run()
+    plain = run_pipeline(compose_cfg([*base, "generate.question_temperature=null"]))
+    same = run_pipeline(compose_cfg([*base, "generate.question_temperature=0.2"]))
     assert same.results["train_generator"].status == "reused"
     assert same.results["generate"].status == "ran"
 
@@ -226,7 +221,7 @@ def test_question_temperature_is_its_own_generation_setting(compose_cfg, tmp_pat
     assert texts(plain) and texts(same) == texts(plain)
     manifest = json.loads((same.results["generate"].path / "manifest.json").read_text())
     assert manifest["config"]["generate"]["question_temperature"] == 0.2
-    assert all(r.provenance["question_temperature"] == 0.2 for r in same.records)
-    again = Pipeline(compose_cfg([*base, "generate.question_temperature=null"]))
-    again.run()
+    records = read_deduplicated(same.results["dedup"].path)  # what scoring would read
+    assert all(r.provenance["question_temperature"] == 0.2 for r in records)
+    again = run_pipeline(compose_cfg([*base, "generate.question_temperature=null"]))
     assert again.results["generate"].status == "reused"

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genixer.skips import SkipLedger, merge_ledgers
-from genixer.world import ShapesWorld, load_image
-from genixer.world.folder import FolderWorld
-from genixer.world.imageio import ImageError, open_rgb
+from genixer.core.images import ImageError, open_rgb
+from genixer.core.ledger import SkipLedger, merge_ledgers
+from genixer.sources.folder import FolderWorld
+from genixer.sources.shapes import ShapesWorld
+from genixer.world import load_image
 
 BASE = {"collection": 2, "judge": 1, "downstream": 1, "benchmark": 1}
 
@@ -229,8 +230,8 @@ def test_ledgers_of_several_stages_merge_into_one_counted_file(tmp_path):
 
 
 def test_the_run_ledger_goes_to_the_output_folder_or_a_keyed_cache_folder(compose_cfg, tmp_path):
-    from genixer.skips import run_ledger_path
-    from genixer.stages.cache import StageResult
+    from genixer.pipeline.cache import StageResult
+    from genixer.pipeline.summary import run_ledger_path
 
     results = {"world": StageResult("world", "k1", tmp_path, "ran", 0.0)}
     cfg = compose_cfg([f"paths.output_dir={tmp_path}/out", f"paths.cache_dir={tmp_path}/c"])

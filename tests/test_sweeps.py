@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ BASE = ["paths.root_dir=/tmp/x", "paths.output_dir=/tmp/x/out"]
 
 # ----------------------------------------------------------------- the stage cache
 def test_an_interrupted_stage_is_not_taken_as_complete(tmp_path):
-    from genixer.stages.cache import MANIFEST, StageCache
+    from genixer.pipeline.cache import MANIFEST, StageCache
 
     cache = StageCache(tmp_path)
     calls = []
@@ -61,7 +60,7 @@ def test_a_stage_another_process_is_computing_is_waited_for_then_reused(tmp_path
     its result (flock locks are per open file, so two threads stand for two processes)."""
     import threading
 
-    from genixer.stages.cache import StageCache
+    from genixer.pipeline.cache import StageCache
 
     started, release, results = threading.Event(), threading.Event(), {}
 
@@ -92,7 +91,7 @@ def test_a_stage_another_process_is_computing_is_waited_for_then_reused(tmp_path
 
 
 def test_the_key_follows_values_not_spelling(tmp_path):
-    from genixer.stages.cache import StageCache
+    from genixer.pipeline.cache import StageCache
 
     key = StageCache(tmp_path).key
     cfg = OmegaConf.create({"x": 1, "y": 1, "train": {"lr": "${x}", "steps": 5}})
@@ -105,26 +104,75 @@ def test_the_key_follows_values_not_spelling(tmp_path):
 
 
 def test_tau_all_sets_every_tasks_tau_and_keys_on_the_effective_value(compose_cfg):
-    from genixer.stages.collect import collection_key, effective_tau, pairs_key
+    from genixer.config.schema import check_config
+    from genixer.pipeline.runner import make_context
+    from genixer.pipeline.stages.collect import Collect, effective_tau
+    from genixer.pipeline.stages.pairs import Pairs
 
-    coll = compose_cfg(BASE).generator.collection
+    def keys(cfg) -> tuple[dict, dict]:  # the collect and pairs stages' keys
+        ctx = make_context(cfg)
+        return Collect().key(ctx), Pairs().key(ctx)
+
+    base = compose_cfg(BASE)
+    coll = base.generator.collection
     assert effective_tau(coll) == {"common": 0.2, "adv": 0.2, "mcvqa": 0.5, "md": 0.2}
-    swept = compose_cfg([*BASE, "generator.collection.tau_all=0.5"]).generator.collection
+    swept_cfg = compose_cfg([*BASE, "generator.collection.tau_all=0.5"])
+    swept = swept_cfg.generator.collection
     assert effective_tau(swept) == dict.fromkeys(coll.tasks, 0.5)
-    spelt = compose_cfg(
-        [*BASE, "generator.collection.tau={common:0.5,adv:0.5,mcvqa:0.5,md:0.5}"]
-    ).generator.collection
-    assert pairs_key(spelt) == pairs_key(swept) != pairs_key(coll)
+    spelt = compose_cfg([*BASE, "generator.collection.tau={common:0.5,adv:0.5,mcvqa:0.5,md:0.5}"])
+    (collect_base, pairs_base), (collect_swept, pairs_swept) = keys(base), keys(swept_cfg)
+    collect_spelt, pairs_spelt = keys(spelt)
+    assert pairs_spelt == pairs_swept != pairs_base
     # tau_all, the ablation's knob, picks instruction levels only: the collect stage (and so
     # the tokenizer and the base model) stays; a per-task tau dict is the collection itself
-    assert collection_key(swept) == collection_key(coll) != collection_key(spelt)
+    assert collect_swept == collect_base != collect_spelt
     with pytest.raises(ValueError, match="tau_all"):
-        effective_tau(compose_cfg([*BASE, "generator.collection.tau_all=2"]).generator.collection)
+        check_config(compose_cfg([*BASE, "generator.collection.tau_all=2"]))
+
+
+def test_plain_conversations_ask_each_kind_the_scene_allows_once():
+    import random
+    from collections import Counter
+
+    from genixer.pipeline.stages.collect import plain_rows
+    from genixer.world.base import WorldImage
+    from genixer.world.questions import plain_conversation
+    from genixer.world.scene import Obj, Scene
+
+    objs = [Obj("circle", "red", c, (0, 0, 1, 1)) for c in (0, 4, 8)]
+    scene = Scene(48, 48, 3, objs)
+    plain = plain_conversation(scene, random.Random(0))
+    kinds = Counter(t.kind for t in plain)
+    assert kinds["object_at"] == 1 and set(kinds.values()) == {1}
+    assert plain_conversation(scene, random.Random(0)) == plain  # seeded
+    images = [WorldImage(f"i{n}", "collection", f"i{n}.png", scene) for n in range(3)]
+    rows = plain_rows(images, 0, "plain")
+    assert [len(r["turns"]) for r in rows] == [len(plain)] * 3
+    assert all(Counter(r["kinds"]) == kinds for r in rows)
+
+
+def test_rec_pairs_draw_every_expression_kind_each_naming_one_object():
+    from genixer.pipeline.stages.collect import generator_pairs
+    from genixer.tasks import get_task
+    from genixer.world.base import WorldImage
+    from genixer.world.referring import resolve
+    from genixer.world.scene import Obj, Scene
+
+    objs = [Obj("circle", "red", 0, (2, 2, 14, 14)), Obj("square", "blue", 4, (18, 18, 30, 30))]
+    scene = Scene(48, 48, 3, objs)
+    images = [WorldImage(f"i{n}", "collection", f"i{n}.png", scene) for n in range(60)]
+    every, _ = generator_pairs(images, ["rec"], {"rec": 1.0}, {"rec": 0.0}, 0)
+    assert len(every) == 60
+    assert len({p["kinds"][0] for p in every}) == 5  # every kind
+    rec = get_task("rec")
+    for p in every:  # each expression names exactly one object
+        expression = rec.parse(p["target"])[0].question[len("Where is ") : -len(" in the image?")]
+        assert resolve(scene, expression) is not None
 
 
 def test_select_fraction_keeps_nested_deterministic_subsets():
-    from genixer.record import Record
-    from genixer.stages.score import select, subsample
+    from genixer.core.record import Record
+    from genixer.filters.selection import select, subsample
 
     recs = [Record(f"r{i:02d}", "img", "img.png", "common", "common", [], "") for i in range(30)]
     third, two, whole = (subsample(recs, f) for f in (0.3333, 0.6667, 1.0))
@@ -186,7 +234,8 @@ def test_each_experiment_expands_to_its_grid_with_three_seeds(compose_cfg, name)
 
 # ----------------------------------------------------------------- the report
 def test_report_groups_by_setting_without_the_seed():
-    from genixer.report import Job, group, markdown
+    from genixer.runs.report import markdown
+    from genixer.runs.sweep_jobs import Job, group
 
     def job(i, band, seed, acc, status="FINISHED"):
         metrics = {"downstream.accuracy": acc, "wall_seconds": 10.0} if acc is not None else {}
@@ -242,7 +291,7 @@ def run_multirun(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
 def sweep_runs(tmp: Path):
     from mlflow import MlflowClient
 
-    from genixer.tracking import PARENT_RUN_TAG, SWEEP_ID_TAG
+    from genixer.runs.tracking import PARENT_RUN_TAG, SWEEP_ID_TAG
 
     client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
     exps = [e.experiment_id for e in client.search_experiments()]
@@ -257,17 +306,20 @@ def sweep_runs(tmp: Path):
 def test_a_2_job_multirun_one_parent_two_children_a_crash_recorded_and_the_report(tmp_path):
     """Two downstream seeds, the first a crash in the downstream training: its run ends
     FAILED and the sweep goes on; the second seed re-uses every upstream stage the first
-    one made; the sweep exits 1 and writes the report."""
-    proc = run_multirun(tmp_path, "downstream.seed=oops,1")
+    one made; the sweep exits 1 and writes the report. (A seed of the wrong type would be
+    refused by the config check before any run is tracked; -30 is a valid int that training
+    refuses: its phases seed Lightning with -30 + 20, out of numpy's bounds.)"""
+    proc = run_multirun(tmp_path, "downstream.seed=-30,1")
     assert proc.returncode != 0, "a failed job must make the sweep's exit status non-zero"
-    assert "1 job(s) of the sweep" in proc.stderr and "'oops'" in proc.stderr, proc.stderr[-3000:]
+    assert "1 job(s) of the sweep" in proc.stderr, proc.stderr[-3000:]
+    assert "-10 is not in bounds" in proc.stderr, proc.stderr[-3000:]
 
     client, parents, children = sweep_runs(tmp_path)
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert [c.info.status for c in children] == ["FAILED", "FINISHED"]
-    assert "invalid literal for int()" in children[0].data.tags["genixer.error"]
+    assert "ValueError: -10 is not in bounds" in children[0].data.tags["genixer.error"]
     assert (tmp_path / "sweep" / "0" / "error.txt").exists()
     done = children[1]
     assert done.data.params["override.downstream.seed"] == "1"
@@ -278,7 +330,7 @@ def test_a_2_job_multirun_one_parent_two_children_a_crash_recorded_and_the_repor
     )
     assert parent.info.status == "FAILED" and parent.data.tags["genixer.failed_jobs"] == "1"
     assert "sweep.grid" not in parent.data.params  # no sweeper params: the command line's
-    assert "downstream.seed=oops,1" in parent.data.params["sweep.overrides"]
+    assert "downstream.seed=-30,1" in parent.data.params["sweep.overrides"]
 
     # the second seed re-used everything upstream of the downstream training, although the
     # first job crashed: the stages it finished are complete, the one it crashed in is not
@@ -290,13 +342,13 @@ def test_a_2_job_multirun_one_parent_two_children_a_crash_recorded_and_the_repor
     # the report: in the sweep folder and the parent's artifacts
     report = (tmp_path / "sweep" / "report.md").read_text()
     assert "| all jobs | 1 (+1 failed) |" in report
-    assert "| job0 | all jobs | downstream.seed=oops | FAILED: ValueError" in report
+    assert "| job0 | all jobs | downstream.seed=-30 | FAILED: ValueError" in report
     assert (tmp_path / "sweep" / "report.png").read_bytes()[:4] == b"\x89PNG"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert artifacts == {"report/report.md", "report/report.png", "report/report.json"}
 
     # the command, by sweep folder and by parent run id
-    from genixer.report import main
+    from genixer.runs.report import main
 
     assert main([str(tmp_path / "sweep"), "--out", str(tmp_path / "r1"), "--no-log"]) == 0
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -341,175 +393,3 @@ def test_band_sweep_runs_upstream_once(tmp_path):
     report = (tmp_path / "sweep" / "report.md").read_text()
     for band in ("[0,0.5]", "[0.5,0.7]", "[0.7,1.0]", "null"):
         assert f"| filter.band={band} | 2 |" in report
-
-
-def test_plain_repeat_asks_a_kind_more_often_and_is_keyed_only_when_set(compose_cfg):
-    import random
-    from collections import Counter
-
-    from genixer.stages.collect import collection_key, plain_conversation, plain_rows
-    from genixer.world.scene import Obj, Scene
-
-    objs = [Obj("circle", "red", c, (0, 0, 1, 1)) for c in (0, 4, 8)]
-    scene = Scene(48, 48, 3, objs)
-    plain = plain_conversation(scene, random.Random(0))
-    # one of each kind the scene allows; a repeat of 1 draws the very same conversation
-    assert Counter(t.kind for t in plain)["object_at"] == 1
-    assert plain_conversation(scene, random.Random(0), repeat={"object_at": 1}) == plain
-    more = plain_conversation(scene, random.Random(0), repeat={"object_at": 5})
-    asked = [t.question for t in more if t.kind == "object_at"]
-    assert len(asked) == len(set(asked)) == 3  # distinct, and only as many as occupied cells
-    assert all(t.answer == "red circle" for t in more if t.kind == "object_at")
-
-    for bad, message in (
-        ({"objct_at": 3}, "unknown kind"),
-        ({"object_at": 0}, "integers >= 1"),
-    ):
-        with pytest.raises(ValueError, match=message):
-            plain_rows([], 0, "plain", None, 2, bad)
-    with pytest.raises(ValueError, match="plain_tasks"):
-        plain_rows([], 0, "plain", ["rec"], 2, {"object_at": 3})
-
-    coll = compose_cfg(BASE).generator.collection
-    assert "plain_repeat" not in collection_key(coll)  # off: earlier collections stay valid
-    on = compose_cfg([*BASE, "generator.collection.plain_repeat={object_at:3}"])
-    assert collection_key(on.generator.collection)["plain_repeat"] == {"object_at": 3}
-
-
-def test_plain_caption_ends_the_conversation_with_every_object_in_reading_order(compose_cfg):
-    import random
-
-    from genixer.stages.collect import collection_key, plain_conversation, plain_rows
-    from genixer.world.questions import CAPTION_QUESTION, classify
-    from genixer.world.scene import Obj, Scene
-
-    objs = [Obj("square", "blue", 8, (0, 0, 1, 1)), Obj("circle", "red", 1, (0, 0, 1, 1))]
-    scene = Scene(48, 48, 3, objs)
-    plain = plain_conversation(scene, random.Random(0))
-    with_caption = plain_conversation(scene, random.Random(0), caption=True)
-    assert with_caption[:-1] == plain  # the questions are drawn as without it
-    last = with_caption[-1]
-    assert (last.kind, last.question) == ("caption", CAPTION_QUESTION)
-    assert last.answer == "red circle at the top, blue square at the bottom right."
-    assert classify(CAPTION_QUESTION) is None  # not a benchmark kind the oracle judges
-    assert plain_conversation(Scene(48, 48, 3, []), random.Random(0), caption=True)[-1].answer == (
-        "nothing."
-    )
-    with pytest.raises(ValueError, match="plain_tasks"):
-        plain_rows([], 0, "plain", ["rec"], 2, None, caption=True)
-
-    assert "plain_caption" not in collection_key(compose_cfg(BASE).generator.collection)
-    on = compose_cfg([*BASE, "generator.collection.plain_caption=true"])
-    assert collection_key(on.generator.collection)["plain_caption"] is True
-
-
-def test_plain_single_asks_one_question_per_row_at_the_configured_kind_shares(compose_cfg):
-    from collections import Counter
-
-    from genixer.stages.collect import collection_key, plain_rows
-    from genixer.world.base import WorldImage
-    from genixer.world.questions import true_answer
-    from genixer.world.scene import Obj, Scene
-
-    objs = [Obj("circle", "red", 0, (0, 0, 1, 1)), Obj("square", "blue", 4, (0, 0, 1, 1))]
-    scene = Scene(48, 48, 3, objs)
-    images = [WorldImage(f"i{n}", "collection", f"i{n}.png", scene) for n in range(200)]
-    single = {"per_image": 5, "kind_share": {"object_at": 0.5}}
-    rows = plain_rows(images, 0, "plain", single=single)
-    assert len(rows) == 1000 and all(len(r["turns"]) == len(r["kinds"]) == 1 for r in rows)
-    for r in rows:  # every answer is the scene's truth for its question, of the named kind
-        (q, a), kind = r["turns"][0], r["kinds"][0]
-        assert true_answer(scene, q) == (kind, a)
-    counts = Counter(r["kinds"][0] for r in rows)
-    assert 0.45 < counts["object_at"] / 1000 < 0.55
-    # the other half evenly over the other seven kinds (a scene allowing each of them)
-    assert all(40 < counts[k] < 105 for k in counts if k != "object_at") and len(counts) == 8
-    assert plain_rows(images, 0, "plain", single=single) == rows  # seeded
-
-    # several turns per row: distinct questions, none naming an earlier answer or named by one
-    multi = plain_rows(images[:50], 0, "plain", single=single | {"turns": 4})
-    assert len(multi) == 250 and max(len(r["turns"]) for r in multi) == 4
-    for r in multi:
-        asked = [q for q, _ in r["turns"]]
-        assert len(set(asked)) == len(asked)
-        for i, (q, a) in enumerate(r["turns"]):
-            for q0, a0 in r["turns"][:i]:
-                words0, words = set(re.findall(r"\w+", q0.lower())), re.findall(r"\w+", q.lower())
-                assert not set(a.lower().split()) <= words0, (q0, q, a)
-                assert f" {a0.lower()} " not in f" {' '.join(words)} ", (q0, a0, q)
-
-    for bad, message in (
-        ({"per_image": 0}, "integer >= 1"),
-        ({"per_image": 2, "kind_share": {"objct_at": 0.5}}, "unknown kind"),
-        ({"per_image": 2, "kind_share": {"object_at": 0.7, "exists": 0.4}}, "adding to <= 1"),
-        ({"per_image": 2, "share": {}}, "per_image, turns and kind_share"),
-    ):
-        with pytest.raises(ValueError, match=message):
-            plain_rows(images, 0, "plain", single=bad)
-    with pytest.raises(ValueError, match="plain_single is set"):
-        plain_rows(images, 0, "plain", repeat={"object_at": 2}, single=single)
-    with pytest.raises(ValueError, match="plain_tasks"):
-        plain_rows(images, 0, "plain", ["rec"], single=single)
-
-    assert "plain_single" not in collection_key(compose_cfg(BASE).generator.collection)
-    on = compose_cfg([*BASE, "generator.collection.plain_single={per_image:3}"])
-    assert collection_key(on.generator.collection)["plain_single"] == {"per_image": 3}
-
-
-def test_sample_options_restrict_rec_expressions_and_are_keyed_only_when_set(compose_cfg):
-    import random
-
-    from genixer.stages.collect import collection_key, generator_pairs
-    from genixer.tasks import get_task
-    from genixer.world.base import WorldImage
-    from genixer.world.grounding import FULL_EXPRESSION as FULL
-    from genixer.world.grounding import resolve
-    from genixer.world.scene import Obj, Scene
-
-    objs = [Obj("circle", "red", 0, (2, 2, 14, 14)), Obj("square", "blue", 4, (18, 18, 30, 30))]
-    scene = Scene(48, 48, 3, objs)
-    images = [WorldImage(f"i{n}", "collection", f"i{n}.png", scene) for n in range(60)]
-    kinds = ["position", "shape_position"]
-    pairs, _ = generator_pairs(
-        images, ["rec"], {"rec": 1.0}, {"rec": 0.0}, 0, {"rec": {"expression_kinds": kinds}}
-    )
-    assert len(pairs) == 60 and {p["kinds"][0] for p in pairs} == {f"rec_{k}" for k in kinds}
-    every, _ = generator_pairs(images, ["rec"], {"rec": 1.0}, {"rec": 0.0}, 0)
-    assert len({p["kinds"][0] for p in every}) == 5  # by default every kind
-    rec = get_task("rec")
-    for p in pairs:  # each expression still names exactly one object
-        expression = rec.parse(p["target"])[0].question[len("Where is ") : -len(" in the image?")]
-        assert resolve(scene, expression) is not None
-
-    full, _ = generator_pairs(
-        images, ["rec"], {"rec": 1.0}, {"rec": 0.0}, 0, {"rec": {"expression_kinds": [FULL]}}
-    )  # every attribute: "the red circle at the top left", one of the two objects each time
-    assert {p["kinds"][0] for p in full} == {f"rec_{FULL}"}
-    texts = {rec.parse(p["target"])[0].question for p in full}
-    assert texts == {
-        "Where is the red circle at the top left in the image?",
-        "Where is the blue square at the center in the image?",
-    }
-
-    for options, message in (
-        ({"rec": {"expression_kindz": kinds}}, "rec takes"),
-        ({"reg": {"expression_kinds": kinds}}, "tasks are"),
-        ({"rec": {"expression_kinds": ["size"]}}, "kinds are"),
-    ):
-        with pytest.raises(ValueError, match=message):
-            generator_pairs(images, ["rec"], {"rec": 1.0}, {"rec": 0.0}, 0, options)
-    with pytest.raises(ValueError, match="kinds are"):
-        rec.sample(scene, random.Random(0), expression_kinds=[])
-
-    coll = compose_cfg([*BASE, "generator=shikra"]).generator.collection
-    assert "sample_options" not in collection_key(coll)
-    on = compose_cfg(
-        [
-            *BASE,
-            "generator=shikra",
-            "generator.collection.sample_options={rec:{expression_kinds:[position]}}",
-        ]
-    )
-    assert collection_key(on.generator.collection)["sample_options"] == {
-        "rec": {"expression_kinds": ["position"]}
-    }

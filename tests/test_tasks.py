@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from genixer.record import QA
+from genixer.core.record import QA
 from genixer.tasks import GENERIC_TASKS, AgnosticTask, ParseError, get_task
 from genixer.tasks.templates import GENERIC_INSTRUCTIONS, TASK_SUFFIX, instruction
 from genixer.world.scene import Obj, Scene, sample_scene

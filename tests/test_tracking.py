@@ -1,4 +1,4 @@
-"""Tests of genixer.tracking against a sqlite store and a real local MLflow server."""
+"""Tests of genixer.runs.tracking against a sqlite store and a real local MLflow server."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
-from genixer.tracking import (
+from genixer.runs.tracking import (
     MAX_PARAM_VALUE_LENGTH,
     PARENT_RUN_TAG,
     SWEEP_ID_TAG,

@@ -21,8 +21,8 @@ from lightning.fabric.connector import _PRECISION_INPUT_STR
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
+from genixer.core.build import build
 from genixer.training.trainers import TF32, GradientCheckpointing, make_trainer
-from genixer.utils import build
 from tests.conftest import CONF
 
 OPTIONS = ["cpu", "gpu", "deepspeed_zero2", "deepspeed_zero3"]
@@ -130,7 +130,7 @@ def test_gpu_trainer_builds_on_cpu_with_its_callbacks(compose_cfg, tmp_path):
 
 
 def test_predict_loop_override_of_the_deepspeed_strategy(compose_cfg):
-    # genixer.stages.predict builds its trainer from trainer_cfg with strategy="auto"
+    # genixer.training.predict builds its trainer from trainer_cfg with strategy="auto"
     # (generation needs a whole model per process): the DeepSpeed node must give way.
     cfg = compose_cfg(
         [*BASE, "trainer=deepspeed_zero3", "trainer.accelerator=cpu", "trainer.precision=32-true"]

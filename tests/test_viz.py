@@ -1,4 +1,4 @@
-"""Tests of genixer.viz.draw_grid."""
+"""Tests of genixer.runs.viz.draw_grid."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from genixer.viz import BOX_COLOR, MIN_CELL_WIDTH, PAD, draw_grid, wrap_text
+from genixer.runs.viz import BOX_COLOR, MIN_CELL_WIDTH, PAD, draw_grid, wrap_text
 
 BG = (30, 120, 200)
 

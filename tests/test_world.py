@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from genixer.world import ShapesWorld, load_image, read_index, safe_join
+from genixer.sources.shapes import ShapesWorld
+from genixer.world import load_image, read_index, safe_join
 from genixer.world.scene import RGB
 
 

@@ -35,7 +35,8 @@ def fit(
 ) -> dict:
     """Train ``model`` in place for ``train["steps"]`` optimizer steps.
 
-    ``train`` (a phase of the config): steps, batch_size, lr, warmup_ratio, trainable.
+    ``train`` (a phase of the config): steps, batch_size, lr, warmup_ratio, trainable, and
+    optionally weight_decay and min_lr_ratio (else the module's recipe values).
     Returns counts for the stage's manifest.
 
     ``checkpoint_every > 0`` saves ``<log_dir>/checkpoints/last.ckpt`` every that many steps
@@ -45,8 +46,13 @@ def fit(
     """
     if len(dataset) == 0:
         raise ValueError("no training examples")
+    optional = {k: train[k] for k in ("weight_decay", "min_lr_ratio") if k in train}
     module = InstructionTuningModule(
-        model, lr=train["lr"], warmup_ratio=train["warmup_ratio"], trainable=train["trainable"]
+        model,
+        lr=train["lr"],
+        warmup_ratio=train["warmup_ratio"],
+        trainable=train["trainable"],
+        **optional,
     )
     data = InstructionDataModule(
         dataset, partial(collate, padding_side="right"), train["batch_size"], seed

@@ -24,20 +24,28 @@ class NonFiniteLossError(RuntimeError):
 
 
 class InstructionTuningModule(L.LightningModule):
-    """AdamW (betas 0.9 / 0.98, no weight decay) with a linear warmup and a cosine decay to
-    a tenth of ``lr``; the phase's ``trainable`` parameters only."""
+    """AdamW (betas 0.9 / 0.98) with a linear warmup and a cosine decay to ``min_lr_ratio``
+    of ``lr``; the phase's ``trainable`` parameters only. A phase of the config may leave out
+    ``weight_decay`` and ``min_lr_ratio``: this recipe's own values (0 and 0.1) apply."""
 
     betas = (0.9, 0.98)
-    weight_decay = 0.0
-    min_lr_ratio = 0.1  # the cosine ends at this share of lr
 
     def __init__(
-        self, model: torch.nn.Module, *, lr: float, warmup_ratio: float, trainable: str
+        self,
+        model: torch.nn.Module,
+        *,
+        lr: float,
+        warmup_ratio: float,
+        trainable: str,
+        weight_decay: float = 0.0,
+        min_lr_ratio: float = 0.1,
     ) -> None:
         super().__init__()
         self.model = model
         self.lr = lr
         self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.min_lr_ratio = min_lr_ratio  # the cosine ends at this share of lr
         if trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {sorted(TRAINABLE)}, got {trainable!r}")
         self.trainable = trainable
