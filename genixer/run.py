@@ -19,9 +19,9 @@ log = logging.getLogger("genixer")
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from genixer.pipeline.runner import run_pipeline
-
     check_config(cfg)  # a bad value fails here, naming its key, before any run is tracked
+    from genixer.pipeline.runner import run_pipeline  # torch, Lightning: only for a good config
+
     summary_path = finish_run(cfg, lambda: run_pipeline(cfg).summary)
     if summary_path is not None:  # None: a sweep's job failed, recorded; the sweep goes on
         print(summary_path)
