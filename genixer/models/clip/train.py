@@ -169,9 +169,7 @@ def train_clip(
     Returns the counts of ``fit_module`` with ``examples`` (pairs) and ``initial_loss``.
     """
     dataset = ClipPairs(pairs, tokenizer=scorer.tokenizer, pixels=scorer.pixels)
-    module = ContrastiveModule(
-        scorer.model, lr=train["lr"], weight_decay=train.get("weight_decay", 0.0)
-    )
+    module = ContrastiveModule(scorer.model, lr=train["lr"])
     data = InstructionDataModule(dataset, collate_pairs, int(train["batch_size"]), seed)
     try:
         info = fit_module(
