@@ -43,6 +43,7 @@ FILTER_TINY = {
         "filter.model.spec.text_layers=1",
     ],
     "none": [],
+    "oracle": [],
 }
 
 

@@ -154,3 +154,10 @@ def test_the_cli_refuses_a_bad_config_before_any_stage(tmp_path):
     assert out.returncode != 0
     assert "generator.collection.plain_repeat: unknown key" in out.stderr
     assert not (tmp_path / ".cache").exists()
+
+
+@pytest.mark.parametrize("arm", options("judge_quality"))
+def test_every_arm_of_the_judge_quality_sweep_passes_the_check(compose_cfg, tmp_path, arm):
+    cfg = compose_cfg([*required_paths(tmp_path), "experiment=judge_quality_sweep"])
+    assert "+judge_quality" in cfg.hydra.sweeper.params
+    check_config(compose_cfg([*required_paths(tmp_path), f"+judge_quality={arm}"]))

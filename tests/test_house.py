@@ -91,7 +91,7 @@ def test_the_size_rules_catch_what_they_should():
     assert found == ["x.py:1 def f: 6 positional", "x.py:4 call f: 6 positional"]
 
 
-@pytest.mark.parametrize("filter_name", ["fuyu", "clip", "none"])
+@pytest.mark.parametrize("filter_name", ["fuyu", "clip", "none", "oracle"])
 def test_every_stage_declares_its_contract(compose_cfg, tmp_path, filter_name):
     from genixer.config.schema import PHASES
     from genixer.core.build import build_filter
@@ -118,7 +118,9 @@ def test_every_stage_declares_its_contract(compose_cfg, tmp_path, filter_name):
 
 def test_no_code_branches_on_a_filter_name():
     """Filters are objects: what differs between them lives in their classes."""
-    pattern = re.compile(r"""(\.name|filter_name|filter)\s*[!=]=\s*["'](fuyu|clip|none)["']""")
+    pattern = re.compile(
+        r"""(\.name|filter_name|filter)\s*[!=]=\s*["'](fuyu|clip|none|oracle)["']"""
+    )
     found = [
         f"{p.relative_to(ROOT)}:{i}"
         for p in modules()

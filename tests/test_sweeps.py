@@ -232,6 +232,33 @@ def test_each_experiment_expands_to_its_grid_with_three_seeds(compose_cfg, name)
     assert len(grid(cfg, ["downstream.seed=0"])) == len(values)  # the command line narrows it
 
 
+def test_the_judge_quality_sweep_crosses_five_judges_two_selections_three_seeds(compose_cfg):
+    """The oracle at AUROC 1.0, 0.9 and 0.8, the trained judge, no filter; with and without
+    stratified selection; 3 seeds: 30 jobs, each of which composes and passes the check."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from genixer.config.schema import check_config
+
+    cfg = compose_cfg([*BASE, "experiment=judge_quality_sweep"])
+    jobs = grid(cfg)
+    assert len(jobs) == 30
+    parser = OverridesParser.create()
+    judges = []
+    for job in jobs[::6]:  # stratify x seed vary fastest
+        composed = compose_cfg([*BASE, "experiment=judge_quality_sweep", *job])
+        check_config(composed)
+        judges.append((composed.filter.name, composed.filter.get("target_auroc")))
+    assert judges == [
+        ("oracle", 1.0),
+        ("oracle", 0.9),
+        ("oracle", 0.8),
+        ("fuyu", None),
+        ("none", None),
+    ]
+    values = {o.key_or_group: o.value() for o in parser.parse_overrides(jobs[3])}
+    assert values["select.stratify"] == "kind" and values["downstream.seed"] == 0
+
+
 # ----------------------------------------------------------------- the report
 def test_report_groups_by_setting_without_the_seed():
     from genixer.runs.report import markdown
@@ -393,3 +420,27 @@ def test_band_sweep_runs_upstream_once(tmp_path):
     report = (tmp_path / "sweep" / "report.md").read_text()
     for band in ("[0,0.5]", "[0.5,0.7]", "[0.7,1.0]", "null"):
         assert f"| filter.band={band} | 2 |" in report
+
+
+def test_the_report_plots_the_gain_against_the_judges_auroc(tmp_path):
+    from genixer.runs.report_auroc import plot_gain_against_auroc
+    from genixer.runs.sweep_jobs import Job, Setting
+
+    def setting(label: str, auroc: float | None, gains: list[float]) -> Setting:
+        jobs = [
+            Job(
+                f"r{i}",
+                f"job{i}",
+                "FINISHED",
+                {},
+                {"downstream.gain": g} | ({"filter.auroc": auroc} if auroc is not None else {}),
+            )
+            for i, g in enumerate(gains)
+        ]
+        return Setting(label, [label], jobs)
+
+    one = [setting("oracle_100", 1.0, [0.05, 0.07]), setting("none", None, [0.1, 0.12])]
+    assert plot_gain_against_auroc(one, tmp_path / "a.png") is None  # one AUROC: nothing to plot
+    three = [*one, setting("oracle_080", 0.8, [0.0, 0.02]), setting("fuyu", 0.71, [0.01])]
+    path = plot_gain_against_auroc(three, tmp_path / "b.png")
+    assert path == tmp_path / "b.png" and path.stat().st_size > 5000

@@ -129,8 +129,22 @@ class ClipFilterConfig(FilterBase):
         at_least(f"{path}.batch_size", self.batch_size, 1)
 
 
+@dataclass(kw_only=True)
+class OracleFilterConfig(FilterBase):
+    target_auroc: float  # the blurred verdicts' AUROC against the truth
+    needs_ground_truth = True  # refused on a world without scenes (the run config checks)
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if not 0.5 < self.target_auroc <= 1.0:
+            fail(f"{path}.target_auroc", f"must lie in (0.5, 1], got {self.target_auroc}")
+        if self.threshold == "calibrated":
+            fail(f"{path}.threshold", "the oracle has no calibrated threshold: give a number")
+
+
 FILTERS = {
     "genixer.filters.fuyu.FuyuFilter": FuyuFilterConfig,
     "genixer.filters.clip.ClipFilter": ClipFilterConfig,
     "genixer.filters.none.NoFilter": NoFilterConfig,
+    "genixer.filters.oracle.OracleFilter": OracleFilterConfig,
 }

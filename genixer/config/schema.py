@@ -30,7 +30,7 @@ from genixer.config.check import (
 )
 from genixer.config.filters import FILTERS
 from genixer.config.models import Downstream, Generator, Task
-from genixer.config.worlds import WORLDS
+from genixer.config.worlds import WORLDS, ShapesWorldConfig
 
 # The phases a run can stop after (``stop_after``), in order; every stage belongs to one.
 PHASES = ("train_generator", "generate", "select", "export", "downstream")
@@ -82,6 +82,7 @@ class Dedup:
 @dataclass(kw_only=True)
 class Select:
     fraction: float
+    stratify: Literal["task", "kind"] | None
 
     def check(self, path: str) -> None:
         if not 0.0 < self.fraction <= 1.0:
@@ -125,6 +126,10 @@ class RunConfig:
     def check(self, path: str) -> None:
         self.world = check_targeted(self.world, WORLDS, "world")
         self.filter = check_targeted(self.filter, FILTERS, "filter")
+        if getattr(self.filter, "needs_ground_truth", False) and not has_ground_truth(self.world):
+            fail(
+                "filter", f"filter={self.filter.name} needs a world with ground truth: world=shapes"
+            )
         self.trainer = check_trainer(self.trainer, "trainer")
         if self.logger:
             self.logger = check_targeted(self.logger, {}, "logger")
@@ -159,3 +164,8 @@ def _value(node: Any, key: Any) -> Any:
         return MISSING
     except InterpolationResolutionError:
         return None
+
+
+def has_ground_truth(world: Any) -> bool:
+    """Whether a world's pool images come with scenes (the oracle's truth)."""
+    return isinstance(world, ShapesWorldConfig)

@@ -60,7 +60,9 @@ class Filter:
         """The config that decides the scores (besides the trained filter); None: no scores."""
         return None
 
-    def score(self, env: FilterEnv, trained: Path, records: list[Record], folder: Path) -> dict:
+    def score(
+        self, env: FilterEnv, trained: Path | None, records: list[Record], folder: Path
+    ) -> dict:
         """Write ``{"id", "score"}`` per record (None: not scorable) to ``folder/scores.jsonl``;
         return counts and :func:`score_quality`."""
         raise NotImplementedError

@@ -20,6 +20,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from genixer.runs.report_auroc import plot_gain_against_auroc
 from genixer.runs.sweep_jobs import Job, Setting, group, load_jobs, mean_std, stage_times
 from genixer.runs.sweep_record import read_sweep_record
 from genixer.runs.tracking import SWEEP_ID_TAG, default_tracking_uri
@@ -213,6 +214,8 @@ def make_report(
     )
     paths["markdown"].write_text(text)
     plot(settings, varying, jobs, paths["plot"])
+    if plot_gain_against_auroc(settings, out_dir / "report_auroc.png") is not None:
+        paths["auroc_plot"] = out_dir / "report_auroc.png"
     data = _report_data(parent_run_id, varying, settings, jobs)
     paths["json"].write_text(json.dumps(data, indent=2))
     if log_to_parent:

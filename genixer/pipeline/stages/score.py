@@ -23,7 +23,7 @@ class Score(Stage):
 
     def run(self, ctx: RunContext, inputs: Inputs, folder: Path) -> dict:
         records = read_deduplicated(inputs["generate"].path)
-        trained = inputs["judge"].path
+        trained = inputs["judge"].path if "judge" in inputs else None  # the oracle trains nothing
         return ctx.filter.score(filter_env(ctx, inputs), trained, records, folder)
 
     def summarize(self, ctx: RunContext, results) -> dict:

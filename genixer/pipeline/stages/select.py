@@ -22,15 +22,20 @@ class Select(Stage):
         self.uses = {"trained": train_stage}  # a calibrated threshold comes from its training
 
     def key(self, ctx: RunContext) -> dict:
-        return ctx.filter.selection_key() | {"fraction": float(ctx.cfg.select.fraction)}
+        key = ctx.filter.selection_key() | {"fraction": float(ctx.cfg.select.fraction)}
+        if ctx.cfg.select.stratify is not None:  # absent when off: earlier keys stay valid
+            key["stratify"] = ctx.cfg.select.stratify
+        return key
 
     def run(self, ctx: RunContext, inputs: Inputs, folder: Path) -> dict:
         records = read_deduplicated(inputs["generate"].path)
         scores = read_scores(inputs["score"].path) if "score" in inputs else None
         trained = inputs["trained"].info if "trained" in inputs else {}
         f = ctx.filter
+        s = ctx.cfg.select
+        threshold = f.threshold_for(trained)
         kept, info = select(
-            records, scores, f.band, f.threshold_for(trained), float(ctx.cfg.select.fraction)
+            records, scores, f.band, threshold, float(s.fraction), stratify=s.stratify
         )
         write_jsonl(folder / SELECTED, (r.to_json() for r in kept))
         return info
