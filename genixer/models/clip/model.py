@@ -32,7 +32,7 @@ from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from open_clip.tokenizer import SimpleTokenizer
 from safetensors.torch import load_file, save_file
 
-from genixer.models.weights import PICKLE_SUFFIXES, pickle_refusal
+from genixer.models.weights import weight_files
 
 # OpenAI CLIP's pixel statistics (the same numbers as ``genixer.models.llava.model.CLIP_MEAN/STD``).
 OPENAI_MEAN: tuple[float, float, float] = tuple(open_clip.constants.OPENAI_DATASET_MEAN)  # type: ignore[assignment]
@@ -183,13 +183,9 @@ def load_clip(directory: str | os.PathLike) -> CLIP:
     unpickling can run arbitrary code).
     """
     directory = str(directory)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"no CLIP folder at {directory}")
+    weight_files(directory)  # FileNotFoundError, or PickleOnlyError with the conversion to run
     files = os.listdir(directory)
     if WEIGHTS_NAME not in files:
-        pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
-        if pickles:
-            raise pickle_refusal(directory, pickles)
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory}")
     if SPEC_NAME not in files:
         raise FileNotFoundError(f"no {SPEC_NAME} in {directory}")
