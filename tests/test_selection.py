@@ -167,3 +167,24 @@ def test_a_pipeline_with_the_oracle_judge_and_stratified_selection(compose_cfg, 
     if summary["filter"]["auroc"] is not None:  # a tiny generator may write only true records
         assert summary["filter"]["auroc"] == 1.0
         assert summary["select"]["oracle_accuracy"] in (1.0, None)
+
+
+def test_an_empty_selection_reports_no_gain():
+    """A synthetic arm that had no synthetic data is the baseline again: its summary says so
+    (no gain, zero records) instead of reporting a measured gain of zero."""
+    from types import SimpleNamespace
+
+    from genixer.pipeline.stages.downstream import DownstreamSynthetic
+
+    def results(records: int) -> dict:
+        syn = {"accuracy": 0.5, "per_category": {}, "synthetic_records": records}
+        base = {"accuracy": 0.4, "per_category": {}}
+        return {
+            "downstream_synthetic": SimpleNamespace(info=syn),
+            "downstream_baseline": SimpleNamespace(info=base),
+        }
+
+    empty = DownstreamSynthetic().summarize(None, results(0))["downstream"]
+    assert empty["gain"] is None and empty["synthetic_records"] == 0
+    full = DownstreamSynthetic().summarize(None, results(120))["downstream"]
+    assert full["gain"] == pytest.approx(0.1) and full["synthetic_records"] == 120

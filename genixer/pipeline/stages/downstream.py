@@ -6,6 +6,7 @@ gain."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from genixer.core.record import write_jsonl
@@ -22,6 +23,8 @@ from genixer.pipeline.artifacts import (
 from genixer.pipeline.stage import Inputs, RunContext, Stage
 from genixer.pipeline.stages.collect import plain_rows
 from genixer.pipeline.stages.export import LLAVA_JSON, read_llava
+
+log = logging.getLogger(__name__)
 
 
 def arm_key(ctx: RunContext) -> dict:
@@ -43,19 +46,21 @@ def pretrain_on_export(ctx: RunContext, model, inputs: Inputs, folder: Path) -> 
     by_id = images_by_id(world)
     entries = read_llava(inputs["export"].path / LLAVA_JSON)
     synthetic = [(by_id[Path(img).stem], turns) for _, img, turns in entries]
+    info["synthetic_records"] = len(synthetic)
+    if not synthetic:
+        log.warning("the export is empty: the synthetic arm is the baseline; no gain reported")
+        return info
     for i, phase in enumerate(d.pretrain):
-        if synthetic:
-            seed = int(d.seed) + 10 + i
-            info[f"pretrain_{i}"] = fit_vlm(
-                ctx,
-                model,
-                tokenizer,
-                synthetic,
-                train=phase,
-                world=world,
-                folder=folder / f"p{i}",
-                seed=seed,
-            )
+        info[f"pretrain_{i}"] = fit_vlm(
+            ctx,
+            model,
+            tokenizer,
+            synthetic,
+            train=phase,
+            world=world,
+            folder=folder / f"p{i}",
+            seed=int(d.seed) + 10 + i,
+        )
     return info
 
 
@@ -129,7 +134,12 @@ class DownstreamSynthetic(Stage):
             "downstream": {
                 "accuracy": syn["accuracy"],
                 "baseline_accuracy": base["accuracy"],
-                "gain": round(syn["accuracy"] - base["accuracy"], 4),
+                # No synthetic data (an empty selection): the arm is the baseline, not a
+                # measured gain of zero.
+                "gain": round(syn["accuracy"] - base["accuracy"], 4)
+                if syn.get("synthetic_records", 1)
+                else None,
+                "synthetic_records": syn.get("synthetic_records"),
                 "per_category": syn["per_category"],
                 "baseline_per_category": base["per_category"],
             }
