@@ -15,7 +15,7 @@ $(STAMP): requirements/base.txt requirements/dev.txt requirements/constraints.tx
 
 install: $(STAMP)
 
-quickstart: $(STAMP)  ## the whole pipeline on the built-in world (about 20 min on 2 cores)
+quickstart: $(STAMP)  ## the whole pipeline on the built-in world (about 20-25 min on 2 cores)
 	$(BIN)/python -m genixer.run
 
 test: $(STAMP)  ## the default test suite (a few minutes on 2 cores)
