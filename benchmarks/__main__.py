@@ -65,7 +65,7 @@ def run(sections: list[str], sizes: Sizes, reps: int, work: Path, threads: int |
         "generation": sizes.gen_images,
         "scaling": 16 * sizes.scale_n,
         "memory": 10 * sizes.mem_n,
-        "gpu": 64,
+        "gpu": 128,  # the largest batch of the GPU section
     }
     pool = max([4] + [needs[s] for s in sections if s in needs])
     env = make_env(work, pool=pool, judge=64)

@@ -90,6 +90,12 @@ BAD = [
     (["stop_after=score"], "stop_after", "must be one of"),
     (["task=rec"], "task.name", "not one of the generator's tasks"),
     (["generate.backend=vllm"], "generate.question_temperature", "vllm"),
+    (["generate.sampler=gpu"], "generate.sampler", "must be one of"),
+    (
+        ["generate.backend=vllm", "generate.question_temperature=null", "generate.sampler=device"],
+        "generate.sampler",
+        "vllm",
+    ),
     (["world.max_objects=12"], "world.max_objects", "grid^2"),
     (["+trainer.max_epoch=1"], "trainer.max_epoch", "no such keyword"),
     (["downstream.pretrain=[{steps:1,batch_size:8,lr:1e-3}]"], "downstream.pretrain[0]", "missing"),

@@ -45,6 +45,8 @@ class Generate:
     shard_size: int
     num_workers: int
     backend: Literal["hf", "vllm"]
+    sampler: Literal["cpu", "device"]
+    compile: bool
     temperature: float
     question_temperature: float | None
     top_p: float | None
@@ -61,6 +63,9 @@ class Generate:
             fail(f"{path}.top_p", f"must lie in (0, 1], got {self.top_p}")
         if self.backend == "vllm" and self.question_temperature is not None:
             fail(f"{path}.question_temperature", "is not supported by the vllm backend: null")
+        if self.backend == "vllm" and (self.sampler != "cpu" or self.compile):
+            key = "sampler" if self.sampler != "cpu" else "compile"
+            fail(f"{path}.{key}", "the vllm backend samples and compiles by itself: leave it off")
         entries = (
             self.decontaminate if isinstance(self.decontaminate, list) else [self.decontaminate]
         )

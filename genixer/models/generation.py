@@ -7,23 +7,27 @@ done inside a ``LogitsProcessor`` that returns a one-hot score; ``generate`` the
 greedy (``do_sample=False``) and just follows it. Log-probabilities are rounded before
 sampling so that the tiny float differences between batch shapes (different padding,
 different matmul tiling) almost never change a draw.
+
+That sampler runs on the CPU (``generate.sampler=cpu``, the default). ``sampler="device"``
+uses :class:`~genixer.models.device_sampler.DeviceSampler` instead: the same contract, its
+random numbers hashed from (seed, step, token) on the model's device, for GPU runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from PIL import Image
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, PreTrainedModel
+from transformers import GenerationConfig, LogitsProcessorList, PreTrainedModel
 
 from genixer.core.chat import Turn
+from genixer.models.device_sampler import DeviceSampler
 from genixer.models.processor import ChatProcessor
+from genixer.models.sampling import LOGPROB_DECIMALS, Phases, SeededProcessor
 
-LOGPROB_DECIMALS = 4
+__all__ = ["LOGPROB_DECIMALS", "DeviceSampler", "Phases", "SeededSampler", "generate"]
 
 
-class SeededSampler(LogitsProcessor):
+class SeededSampler(SeededProcessor):
     """Sample each row with its own seeded generator; return scores greedy will follow.
 
     Args:
@@ -39,27 +43,9 @@ class SeededSampler(LogitsProcessor):
     stay aligned with its seed.
     """
 
-    def __init__(
-        self,
-        seeds: Sequence[int],
-        temperature: float,
-        top_p: float | None = None,
-        decimals: int = LOGPROB_DECIMALS,
-        phases: Phases | None = None,
-    ) -> None:
-        if temperature < 0 or (phases is not None and phases.question_temperature < 0):
-            raise ValueError("temperatures must be >= 0")
-        if temperature == 0 and phases is None:
-            raise ValueError("SeededSampler needs temperature > 0 (use greedy for 0)")
-        if top_p is not None and not 0.0 < top_p <= 1.0:
-            raise ValueError("top_p must be in (0, 1]")
-        self.seeds = [int(s) for s in seeds]
-        self.temperature = float(temperature)
-        self.top_p = top_p
-        self.scale = 10.0**decimals
-        self.phases = phases
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.generators: list[torch.Generator] | None = None
-        self.prompt_len: int | None = None
 
     def _generators(self) -> list[torch.Generator]:
         # Created on first use (one generate call = one sampler); CPU generators, since the
@@ -82,8 +68,7 @@ class SeededSampler(LogitsProcessor):
         )
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if scores.shape[0] != len(self.seeds):
-            raise ValueError(f"{scores.shape[0]} rows but {len(self.seeds)} seeds")
+        self.check_rows(scores)
         temps = self._temperatures(input_ids, scores.shape[0]).unsqueeze(1)
         greedy = temps.squeeze(1) == 0
         # float64 on CPU: the same rounded numbers give the same sums whatever the batch (CPU
@@ -113,28 +98,12 @@ class SeededSampler(LogitsProcessor):
         return out
 
 
-class Phases:
-    """Which rows are about to write the first word of a question.
-
-    A row has just written a question marker (a token id sequence, e.g. ``Question:``)
-    when its generated ids end with one; its next token is the question's first word,
-    which in the built-in world's question bank decides the kind of question. Sampling that
-    one token at ``question_temperature`` and everything else at the answer temperature
-    lets a generator choose what to ask as its training data taught it, while its words
-    and answers stay its best guess (a low temperature sharpens the choice of kind too,
-    and the generator collapses onto the kind it favours).
-    """
-
-    def __init__(self, question_temperature: float, question_markers: list[list[int]]) -> None:
-        if not question_markers or not all(question_markers):
-            raise ValueError("Phases needs at least one non-empty question marker")
-        self.question_temperature = float(question_temperature)
-        self.question_markers = [list(m) for m in question_markers]
-
-    def at_question_start(self, row: list[int]) -> bool:
-        return any(
-            len(row) >= len(m) and row[len(row) - len(m) :] == m for m in self.question_markers
-        )
+# generate.sampler: cpu (the default: every record measured so far came from it) | device
+# (the counter-based stream on the model's device, for GPU runs).
+SAMPLERS = {"cpu": SeededSampler, "device": DeviceSampler}
+# With a static cache its length is rounded up to this, so a compiled decoder sees few
+# distinct shapes (each new one recompiles) while prompt lengths vary from batch to batch.
+STATIC_CACHE_BUCKET = 256
 
 
 @torch.inference_mode()
@@ -149,6 +118,8 @@ def generate(
     top_p: float | None = None,
     stats: dict | None = None,
     phases: Phases | None = None,
+    sampler: str = "cpu",
+    compile: bool = False,
 ) -> list[str]:
     """Generate one answer per ``(image, turns)`` item in a single batched call.
 
@@ -157,12 +128,16 @@ def generate(
     does not depend on the other items in the batch. Stops at ``</s>``; returns only the new
     text, special tokens removed and stripped. ``stats``, if given, gets ``new_tokens``: per
     item, how many tokens it generated (up to and including ``</s>``). ``phases`` samples
-    questions at their own temperature (see :class:`Phases`).
+    questions at their own temperature (see :class:`Phases`). ``sampler`` picks the seeded
+    sampler (``SAMPLERS``). ``compile=True`` decodes with a static KV cache, which
+    transformers compiles (CUDA graphs) on a GPU; on the CPU it runs uncompiled.
     """
     if len(items) != len(seeds):
         raise ValueError(f"{len(items)} items but {len(seeds)} seeds")
     if temperature < 0:
         raise ValueError("temperature must be >= 0")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
     if not items:
         return []
     batch = _model_batch(model, processor, items)
@@ -174,10 +149,11 @@ def generate(
         eos_token_id=processor.eos_id,
         pad_token_id=processor.pad_id,
         bos_token_id=processor.bos_id,
+        **(_static_cache(batch["input_ids"].shape[1] + max_new_tokens) if compile else {}),
     )
     processors = LogitsProcessorList()
     if temperature > 0 or phases is not None:
-        processors.append(SeededSampler(seeds, temperature, top_p, phases=phases))
+        processors.append(SAMPLERS[sampler](seeds, temperature, top_p, phases=phases))
     was_training = model.training
     model.eval()
     try:
@@ -188,6 +164,12 @@ def generate(
     if stats is not None:
         stats["new_tokens"] = counts
     return texts
+
+
+def _static_cache(length: int) -> dict:
+    """Generation config keys for a static KV cache of at least ``length`` positions."""
+    bucket = -(-length // STATIC_CACHE_BUCKET) * STATIC_CACHE_BUCKET
+    return {"cache_implementation": "static", "max_cache_len": bucket}
 
 
 def _model_batch(

@@ -29,6 +29,15 @@ SPEC_KEYS = (
 )
 
 
+def special_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    """The pad / bos / eos ids a judge config names, from the project tokenizer."""
+    return {
+        "pad_token_id": special_token_id(tokenizer, PAD_TOKEN),
+        "bos_token_id": special_token_id(tokenizer, BOS_TOKEN),
+        "eos_token_id": special_token_id(tokenizer, EOS_TOKEN),
+    }
+
+
 def build_judge(spec: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> FuyuForCausalLM:
     """A randomly initialised Fuyu judge from a small spec.
 
@@ -44,11 +53,7 @@ def build_judge(spec: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> Fuy
         raise ValueError("judge spec: image_size must be a multiple of patch_size")
     if spec["hidden"] % spec["heads"]:
         raise ValueError("judge spec: hidden must be a multiple of heads")
-    ids = {
-        "pad_token_id": special_token_id(tokenizer, PAD_TOKEN),
-        "bos_token_id": special_token_id(tokenizer, BOS_TOKEN),
-        "eos_token_id": special_token_id(tokenizer, EOS_TOKEN),
-    }
+    ids = special_ids(tokenizer)
     text_config = {
         "model_type": "persimmon",
         "vocab_size": len(tokenizer),

@@ -63,15 +63,19 @@ def requests(
 
 BACKENDS = ("hf", "vllm")
 # generate.* values that change how fast records come, never what they are: not in the key.
-RUNTIME_KEYS = ("batch_size", "num_workers")
+# (compile: a static cache gives the CPU's tokens exactly; on a GPU it is as batch_size, see
+# the README's GPU section.)
+RUNTIME_KEYS = ("batch_size", "num_workers", "compile")
 
 
 def generation_key(gen_cfg: dict) -> dict:
     """The part of the ``generate`` config that decides the records (the stage's cache key).
-    The default backend stays out of it, so keys from before the knob still match."""
+    The default backend and sampler stay out of it, so keys from before the knobs still
+    match."""
     key = {k: v for k, v in gen_cfg.items() if k not in RUNTIME_KEYS}
-    if key.get("backend", "hf") == "hf":
-        key.pop("backend", None)
+    for name, default in (("backend", "hf"), ("sampler", "cpu")):
+        if key.get(name, default) == default:
+            key.pop(name, None)
     if key.get("question_temperature") is None:
         key.pop("question_temperature", None)
     return key
@@ -87,10 +91,11 @@ class GenerationPredictor:
     """One batch of requests -> one raw row each (``raw`` text, ``new_tokens``); the
     sharded predict runner calls it. Plain attributes only, so it pickles."""
 
-    def __init__(self, processor, root: str | Path, decoding: dict) -> None:
+    def __init__(self, processor, root: str | Path, decoding: dict, compile: bool = False) -> None:
         self.processor = processor
         self.root = str(root)
         self.decoding = dict(decoding)
+        self.compile = bool(compile)
 
     def prepare(self, reqs: list[dict]) -> list:
         return [load_image(self.root, r["image"]) for r in reqs]
@@ -117,6 +122,8 @@ class GenerationPredictor:
             top_p=self.decoding.get("top_p"),
             stats=stats,
             phases=self.phases(),
+            sampler=self.decoding.get("sampler", "cpu"),
+            compile=self.compile,
         )
         return [
             dict(r, raw=t, new_tokens=n)
@@ -138,6 +145,7 @@ def run_generation(
     num_workers: int = 0,
     backend: str = "hf",
     checkpoint: str | Path | None = None,
+    compile: bool = False,
 ) -> dict:
     """Generate for every request into ``folder``: shards under ``raw/`` (the unit of
     resume), then ``generations.jsonl``, every request exactly once, sorted by id.
@@ -146,12 +154,15 @@ def run_generation(
     None runs one CPU process. ``checkpoint`` is the generator's saved folder: when several
     processes run, each loads the model from it (a model in memory does not pickle once
     transformers has hooked it). ``backend="vllm"`` serves that folder on a vLLM engine
-    instead (one process driving the GPUs; same rows, same shards)."""
+    instead (one process driving the GPUs; same rows, same shards). ``compile`` decodes with
+    a static KV cache (compiled on a GPU); ``decoding["sampler"]`` picks the seeded sampler."""
     if backend not in BACKENDS:
         raise ValueError(f"generate.backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "vllm" and decoding.get("question_temperature") is not None:
         raise ValueError("generate.question_temperature is not supported by the vllm backend")
-    predictor = GenerationPredictor(processor, world, decoding)
+    if backend == "vllm" and (decoding.get("sampler", "cpu") != "cpu" or compile):
+        raise ValueError("generate.sampler / generate.compile: vllm samples and compiles itself")
+    predictor = GenerationPredictor(processor, world, decoding, compile)
     load_model = partial(load_vlm, str(checkpoint)) if checkpoint is not None else None
     if backend == "vllm":
         from genixer.models.vllm_backend import VllmPredictor, export_for_vllm
@@ -286,6 +297,8 @@ def decoding_of(gen_cfg) -> dict:
     }
     if gen_cfg.question_temperature is not None:
         decoding["question_temperature"] = float(gen_cfg.question_temperature)
+    if gen_cfg.sampler != "cpu":  # absent for the default: the records made so far say nothing
+        decoding["sampler"] = gen_cfg.sampler
     return decoding
 
 
@@ -336,6 +349,7 @@ class Generate(Stage):
             num_workers=cfg.generate.num_workers,
             backend=cfg.generate.backend,
             checkpoint=gen_dir,
+            compile=cfg.generate.compile,
         )
         provenance = {"generator": cfg.generator.name, "decoding": decoding}
         scenes = {i.id: i.scene for i in pool}
