@@ -24,7 +24,14 @@ from genixer.models.device_sampler import DeviceSampler
 from genixer.models.processor import ChatProcessor
 from genixer.models.sampling import LOGPROB_DECIMALS, Phases, SeededProcessor
 
-__all__ = ["LOGPROB_DECIMALS", "DeviceSampler", "Phases", "SeededSampler", "generate"]
+__all__ = [
+    "DEFAULT_SAMPLER",
+    "LOGPROB_DECIMALS",
+    "DeviceSampler",
+    "Phases",
+    "SeededSampler",
+    "generate",
+]
 
 
 class SeededSampler(SeededProcessor):
@@ -101,6 +108,7 @@ class SeededSampler(SeededProcessor):
 # generate.sampler: cpu (the default: every record measured so far came from it) | device
 # (the counter-based stream on the model's device, for GPU runs).
 SAMPLERS = {"cpu": SeededSampler, "device": DeviceSampler}
+DEFAULT_SAMPLER = "cpu"
 # With a static cache its length is rounded up to this, so a compiled decoder sees few
 # distinct shapes (each new one recompiles) while prompt lengths vary from batch to batch.
 STATIC_CACHE_BUCKET = 256
@@ -118,7 +126,7 @@ def generate(
     top_p: float | None = None,
     stats: dict | None = None,
     phases: Phases | None = None,
-    sampler: str = "cpu",
+    sampler: str = DEFAULT_SAMPLER,
     compile: bool = False,
 ) -> list[str]:
     """Generate one answer per ``(image, turns)`` item in a single batched call.

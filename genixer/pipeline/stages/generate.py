@@ -18,7 +18,7 @@ import torch
 from genixer.core.build import to_plain
 from genixer.core.record import Record, read_jsonl, record_id, stable_seed, write_jsonl
 from genixer.core.text import normalize_answer
-from genixer.models.generation import Phases, generate
+from genixer.models.generation import DEFAULT_SAMPLER, Phases, generate
 from genixer.models.llava.model import load_vlm, processor_for
 from genixer.pipeline.artifacts import project_tokenizer, tokenizer_at, world_splits
 from genixer.pipeline.stage import Inputs, RunContext, Stage
@@ -64,7 +64,7 @@ def requests(
 BACKENDS = ("hf", "vllm")
 # generate.* values that change how fast records come, never what they are: not in the key.
 # (compile: a static cache gives the CPU's tokens exactly; on a GPU it is as batch_size, see
-# the README's GPU section.)
+# docs/user-guide.md, Sampling on a GPU.)
 RUNTIME_KEYS = ("batch_size", "num_workers", "compile")
 
 
@@ -73,7 +73,7 @@ def generation_key(gen_cfg: dict) -> dict:
     The default backend and sampler stay out of it, so keys from before the knobs still
     match."""
     key = {k: v for k, v in gen_cfg.items() if k not in RUNTIME_KEYS}
-    for name, default in (("backend", "hf"), ("sampler", "cpu")):
+    for name, default in (("backend", "hf"), ("sampler", DEFAULT_SAMPLER)):
         if key.get(name, default) == default:
             key.pop(name, None)
     if key.get("question_temperature") is None:
@@ -122,7 +122,7 @@ class GenerationPredictor:
             top_p=self.decoding.get("top_p"),
             stats=stats,
             phases=self.phases(),
-            sampler=self.decoding.get("sampler", "cpu"),
+            sampler=self.decoding.get("sampler", DEFAULT_SAMPLER),
             compile=self.compile,
         )
         return [
@@ -160,7 +160,9 @@ def run_generation(
         raise ValueError(f"generate.backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "vllm" and decoding.get("question_temperature") is not None:
         raise ValueError("generate.question_temperature is not supported by the vllm backend")
-    if backend == "vllm" and (decoding.get("sampler", "cpu") != "cpu" or compile):
+    if backend == "vllm" and (
+        decoding.get("sampler", DEFAULT_SAMPLER) != DEFAULT_SAMPLER or compile
+    ):
         raise ValueError("generate.sampler / generate.compile: vllm samples and compiles itself")
     predictor = GenerationPredictor(processor, world, decoding, compile)
     load_model = partial(load_vlm, str(checkpoint)) if checkpoint is not None else None
@@ -297,7 +299,9 @@ def decoding_of(gen_cfg) -> dict:
     }
     if gen_cfg.question_temperature is not None:
         decoding["question_temperature"] = float(gen_cfg.question_temperature)
-    if gen_cfg.sampler != "cpu":  # absent for the default: the records made so far say nothing
+    if (
+        gen_cfg.sampler != DEFAULT_SAMPLER
+    ):  # absent for the default: the records made so far say nothing
         decoding["sampler"] = gen_cfg.sampler
     return decoding
 
