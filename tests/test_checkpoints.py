@@ -36,7 +36,7 @@ from transformers import (
 from genixer.convert import main as convert_main
 from genixer.models.fuyu.model import load_judge
 from genixer.models.fuyu.processor import JudgeProcessor
-from genixer.models.fuyu.scoring import yes_probability
+from genixer.models.judging import yes_probability
 from genixer.models.llava.model import load_vlm, processor_for
 from genixer.models.weights import PickleOnlyError, ShardWriter
 

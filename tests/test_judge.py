@@ -12,7 +12,8 @@ from PIL import Image
 
 from genixer.models.fuyu.model import build_judge
 from genixer.models.fuyu.processor import IGNORE_INDEX, JudgeProcessor
-from genixer.models.fuyu.scoring import sampled_score, yes_probability
+from genixer.models.fuyu.scoring import sampled_score
+from genixer.models.judging import yes_probability
 from genixer.models.tokenizer import build_tokenizer
 from tests.conftest import CONF
 

@@ -147,7 +147,7 @@ class TestFuyuJudge(ModelContract):
 
     def probe(self, model):
         from genixer.models.fuyu.processor import JudgeProcessor
-        from genixer.models.fuyu.scoring import yes_probability
+        from genixer.models.judging import yes_probability
 
         proc = JudgeProcessor.for_model(model, self.tokenizer)
         items = [(image(c), "Is it red? Answer Yes or No.") for c in ("red", "blue")]

@@ -82,8 +82,11 @@ def _check_union(value: Any, args: tuple, path: str) -> Any:
         if type(None) in args:
             return None
         fail(path, _UNSET)
+    options = [a for a in args if a is not type(None)]
+    if len(options) == 1:  # X | None: X's own error, naming the inner key
+        return check_node(value, options[0], path)
     errors = []
-    for arg in (a for a in args if a is not type(None)):
+    for arg in options:
         try:
             return check_node(value, arg, path)
         except ConfigError as err:

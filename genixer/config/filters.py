@@ -142,9 +142,30 @@ class OracleFilterConfig(FilterBase):
             fail(f"{path}.threshold", "the oracle has no calibrated threshold: give a number")
 
 
+@dataclass(kw_only=True)
+class VlmJudgeConfig(FilterBase):
+    checkpoint: str | None  # required; null only to fail here with the reason
+    train: JudgeTrain | None
+    renormalize: bool
+    batch_size: int
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if not self.checkpoint:
+            fail(
+                f"{path}.checkpoint",
+                "filter=vlm_judge needs a local image-text-to-text model folder; a tiny one "
+                "for the built-in world: python -m genixer.models.hf.tiny qwen2_vl DIR",
+            )
+        if self.threshold == "calibrated":
+            fail(f"{path}.threshold", "the vlm judge has no calibrated threshold: give a number")
+        at_least(f"{path}.batch_size", self.batch_size, 1)
+
+
 FILTERS = {
     "genixer.filters.fuyu.FuyuFilter": FuyuFilterConfig,
     "genixer.filters.clip.ClipFilter": ClipFilterConfig,
     "genixer.filters.none.NoFilter": NoFilterConfig,
     "genixer.filters.oracle.OracleFilter": OracleFilterConfig,
+    "genixer.filters.vlm_judge.VlmJudgeFilter": VlmJudgeConfig,
 }

@@ -11,6 +11,25 @@ from genixer.tasks import TASKS as TASK_CLASSES
 
 TASKS = tuple(TASK_CLASSES)
 TRAINABLE = Literal["all", "projector", "no_vision"]
+# genixer: the project's LLaVA / Shikra architecture; hf: any transformers image-text-to-text
+# chat model with its own processor (genixer.models.family).
+FAMILY = Literal["genixer", "hf"]
+TINY_HF = "python -m genixer.models.hf.tiny qwen2_vl /tmp/tiny-qwen2-vl"
+
+
+def check_family(path: str, family: str, checkpoint: str | None, model) -> None:
+    """The hf family takes everything from a model folder; the project's own needs a spec
+    or a folder."""
+    if family == "hf" and not checkpoint:
+        fail(
+            f"{path}.checkpoint",
+            f"the hf family loads a local model folder (AutoModelForImageTextToText + its "
+            f"processor): set it; a tiny one for the built-in world: {TINY_HF}",
+        )
+    if family == "hf" and model is not None:
+        fail(f"{path}.model", "the hf family takes its architecture from the checkpoint: null")
+    if family == "genixer" and model is None and not checkpoint:
+        fail(f"{path}.model", "needs a tiny model spec or a checkpoint")
 
 
 def known_tasks(path: str, names: list[str] | None, allowed=TASKS) -> None:
@@ -136,11 +155,15 @@ class Generator:
     temperature: float
     question_temperature: float | None
     max_new_tokens: int
-    model: VlmModel
+    model: VlmModel | None  # None: the architecture comes from the checkpoint
     collection: Collection
     vision_pretrain: PatchPretrain | None
     base_train: TrainPhase
     gen_train: GeneratorTrain
+    family: FAMILY = optional()
+
+    def check(self, path: str) -> None:
+        check_family(path, given(self, "family") or "genixer", self.checkpoint, self.model)
 
 
 @dataclass(kw_only=True)
@@ -160,11 +183,15 @@ class DownstreamEval:
 @dataclass(kw_only=True)
 class Downstream:
     seed: int
-    model: VlmModel
+    model: VlmModel | None  # None: the architecture comes from the checkpoint
     pretrain: list[TrainPhase]  # on the synthetic data, phase after phase
     finetune: TrainPhase  # on the small labeled set (both arms)
     eval: DownstreamEval
     small_set_tasks: list[str] | None
+    family: FAMILY = optional()
+    checkpoint: str | None = optional()  # the hf family's starting model folder
 
     def check(self, path: str) -> None:
         known_tasks(f"{path}.small_set_tasks", self.small_set_tasks)
+        family = given(self, "family") or "genixer"
+        check_family(path, family, given(self, "checkpoint"), self.model)

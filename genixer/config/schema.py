@@ -26,6 +26,7 @@ from genixer.config.check import (
     check_targeted,
     check_trainer,
     fail,
+    given,
     optional,
 )
 from genixer.config.filters import FILTERS
@@ -138,6 +139,8 @@ class RunConfig:
         self.trainer = check_trainer(self.trainer, "trainer")
         if self.logger:
             self.logger = check_targeted(self.logger, {}, "logger")
+        if given(self.generator, "family") == "hf" and self.generate.backend == "vllm":
+            fail("generate.backend", "generator=hf generates with transformers here: hf")
         tasks = self.generator.collection.tasks
         if self.task.name != "generic" and self.task.name not in tasks:
             fail("task.name", f"{self.task.name} is not one of the generator's tasks {tasks}")

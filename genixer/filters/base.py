@@ -49,6 +49,10 @@ class Filter:
         self.band = band
         self.threshold = threshold
 
+    def check(self) -> None:
+        """Refuse, before any stage runs, what training or scoring would fail on (a model
+        folder that cannot load), with the reason."""
+
     def train_key(self, seed: int, trainer_key: dict) -> dict | None:
         """The config that decides the trained filter; None: nothing to train."""
         return None

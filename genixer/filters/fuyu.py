@@ -15,7 +15,7 @@ from pathlib import Path
 from genixer.core.build import build
 from genixer.core.record import Record
 from genixer.filters.base import SCORES, Filter, FilterEnv, read_scores, score_quality
-from genixer.filters.judge_data import judge_examples, vqa_examples
+from genixer.filters.judge_data import training_examples
 from genixer.filters.judge_scoring import score_records
 from genixer.models.fuyu.model import JudgePatchFeatures, load_judge, save_judge
 from genixer.models.fuyu.processor import JudgeProcessor
@@ -75,7 +75,11 @@ class FuyuFilter(Filter):
             info["vision_pretrain"] = self._pretrain_vision(env, model, processor, folder)
         fitted = fit(
             model,
-            EncodedDataset(self._examples(env), processor.encode_turns, env.world),
+            EncodedDataset(
+                training_examples(self.train_cfg, env.splits["judge"], env.seed),
+                processor.encode_turns,
+                env.world,
+            ),
             processor.collate,
             train=dict(self.train_cfg, trainable="all"),
             trainer_cfg=env.trainer,
@@ -85,21 +89,6 @@ class FuyuFilter(Filter):
         )
         save_judge(model, folder / "model")
         return info | fitted
-
-    def _examples(self, env: FilterEnv) -> list:
-        """Verdicts on the judge split's scenes (and, optionally, plain VQA about them)."""
-        t, images = self.train_cfg, env.splits["judge"]
-        items = judge_examples(
-            images,
-            env.seed,
-            items_per_image=t["items_per_image"],
-            hard_negatives=t["hard_negatives"],
-            explain=bool(t["explain"]),
-            answerable=float(t["answerable"]),
-        )
-        return [(img, [item]) for img, item in items] + vqa_examples(
-            images, int(t["vqa_per_image"]), env.seed
-        )
 
     def _pretrain_vision(self, env: FilterEnv, model, processor, folder: Path) -> dict:
         """The judge's own vision pretraining on the judge split (its images, never the

@@ -82,6 +82,22 @@ def judge_examples(
     return examples
 
 
+def training_examples(train: dict, images, seed: int) -> list:
+    """A judge's training examples from its ``filter.train`` block: verdicts on the judge
+    split's scenes as one-turn conversations, plus ``vqa_per_image`` VQA conversations."""
+    items = judge_examples(
+        images,
+        seed,
+        items_per_image=train["items_per_image"],
+        hard_negatives=train["hard_negatives"],
+        explain=bool(train["explain"]),
+        answerable=float(train["answerable"]),
+    )
+    return [(img, [item]) for img, item in items] + vqa_examples(
+        images, int(train.get("vqa_per_image", 0)), seed
+    )
+
+
 def vqa_examples(images, per_image: int, seed: int) -> list[tuple[object, list[tuple[str, str]]]]:
     """``(image item, [(question, answer), ...])``: ``per_image`` fresh multi-turn VQA
     conversations per judge image, the same for the same seed."""

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from genixer.core.record import Record, stable_seed
 from genixer.models.fuyu.model import load_judge
-from genixer.models.fuyu.scoring import sampled_score, yes_probability
+from genixer.models.fuyu.scoring import sampled_score
+from genixer.models.judging import yes_probability
 from genixer.tasks import get_task
 from genixer.training.predict import run_sharded
 from genixer.world.base import load_image
@@ -80,10 +81,11 @@ def score_records(
     shard_size: int = 2048,
     trainer_cfg=None,
     checkpoint: str | Path | None = None,
+    load=load_judge,
 ) -> dict:
     """Score every record into ``<folder>/<out_name>`` (``{"id", "score"}`` lines sorted by
     id); returns counts and rates. ``checkpoint`` (the judge's folder) lets several
-    processes each load the judge."""
+    processes each load the judge, with ``load`` (its family's loader)."""
     predictor = JudgePredictor(processor, world, mode, seed, renormalize)
     reqs = [{"id": r.id, "record": r} for r in records]
     info = run_sharded(
@@ -96,7 +98,7 @@ def score_records(
         shard_size=shard_size,
         trainer_cfg=trainer_cfg,
         name="score",
-        load_model=partial(load_judge, str(checkpoint)) if checkpoint is not None else None,
+        load_model=partial(load, str(checkpoint)) if checkpoint is not None else None,
     )
     return {
         "images_per_s": info["images_per_s"],

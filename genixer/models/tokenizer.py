@@ -57,7 +57,20 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 600) -> PreTrainedT
     than ``len(SPECIAL_TOKENS) + 256``; a small corpus may give fewer merges than asked.
     Encoding never adds ``<s>`` by itself: the processor decides where it goes.
     """
-    floor = len(SPECIAL_TOKENS) + 256
+    backend = byte_level_bpe(corpus, vocab_size, SPECIAL_TOKENS)
+    for i, token in enumerate(SPECIAL_TOKENS):  # guard the fixed-id contract
+        if backend.token_to_id(token) != i:
+            raise RuntimeError(f"special token {token!r} did not get id {i}")
+    return _wrap(backend)
+
+
+def byte_level_bpe(
+    corpus: Iterable[str], vocab_size: int, special_tokens: Iterable[str]
+) -> Tokenizer:
+    """The byte-level BPE (digits split one by one) behind :func:`build_tokenizer` and the
+    tiny checkpoints of :mod:`genixer.models.hf.tiny`; the special tokens get the first ids."""
+    special_tokens = list(special_tokens)
+    floor = len(special_tokens) + 256
     if vocab_size <= floor:
         raise ValueError(f"vocab_size must be > {floor} (special tokens + 256 bytes)")
     backend = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
@@ -67,15 +80,12 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 600) -> PreTrainedT
         vocab_size=vocab_size,
         min_frequency=2,
         show_progress=False,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=special_tokens,
         # All 256 bytes, whether or not the corpus has them: no text is ever out of vocabulary.
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     backend.train_from_iterator(corpus, trainer=trainer)
-    for i, token in enumerate(SPECIAL_TOKENS):  # guard the fixed-id contract
-        if backend.token_to_id(token) != i:
-            raise RuntimeError(f"special token {token!r} did not get id {i}")
-    return _wrap(backend)
+    return backend
 
 
 def _wrap(backend: Tokenizer) -> PreTrainedTokenizerFast:

@@ -2,8 +2,8 @@
 
 A stage's folder is its only output; these readers are the one way into the folders of the
 world, collect and vision stages (images by split, the project tokenizer, the pretrained
-tower), and :func:`fit_vlm` / :func:`new_vlm` are the one way a stage trains or starts a
-LLaVA-architecture model.
+tower), and :func:`fit_vlm` / :func:`new_vlm` are the one way a stage trains a model (of
+any family) or starts a tiny LLaVA-architecture one.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from genixer.core.build import build, to_plain
-from genixer.models.llava.model import processor_for
 from genixer.models.tokenizer import load_tokenizer, tokenizer_at  # noqa: F401 (re-used by stages)
 from genixer.models.vision_pretrain import load_tower
 from genixer.pipeline.cache import StageResult
@@ -56,7 +55,7 @@ def new_vlm(model_cfg, tokenizer, seed: int, tag: str, vision: StageResult | Non
 def fit_vlm(
     ctx: RunContext,
     model,
-    tokenizer,
+    processor,
     examples: list,
     *,
     train,
@@ -64,8 +63,8 @@ def fit_vlm(
     folder: Path,
     seed: int,
 ) -> dict:
-    """Train a LLaVA-architecture model on ``(image, turns)`` examples (one phase)."""
-    processor = processor_for(model, tokenizer)
+    """Train a model of any family on ``(image, turns)`` examples through its processor
+    (one phase)."""
     dataset = EncodedDataset(examples, processor.encode, world)
     return fit(
         model,

@@ -49,16 +49,28 @@ def run_pipeline(cfg: DictConfig) -> PipelineRun:
     check_config(cfg)
     start = time.perf_counter()
     ctx = make_context(cfg)
-    stages = declared_stages(ctx.filter)
+    stages = planned_stages(ctx)
+    for stage in stages:  # inputs a stage would fail on are refused before any stage runs
+        stage.check(ctx)
     results: dict[str, StageResult] = {}
-    for i, stage in enumerate(stages):
+    for stage in stages:
         result = run_stage(ctx, stage, results)
         if result is not None:
             results[stage.name] = result
-        if _stops_after(cfg.stop_after, stage, stages[i + 1 :]):
-            break
     summary = assemble_summary(ctx, stages, results, time.perf_counter() - start)
     return PipelineRun(summary, results)
+
+
+def planned_stages(ctx: RunContext) -> list[Stage]:
+    """The declared stages up to the end of ``stop_after``'s phase, those of this
+    configuration only (a key)."""
+    stages, planned = declared_stages(ctx.filter), []
+    for i, stage in enumerate(stages):
+        if stage.key(ctx) is not None:
+            planned.append(stage)
+        if _stops_after(ctx.cfg.stop_after, stage, stages[i + 1 :]):
+            break
+    return planned
 
 
 def run_stage(ctx: RunContext, stage: Stage, done: Mapping[str, StageResult]) -> StageResult | None:

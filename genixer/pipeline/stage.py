@@ -62,6 +62,10 @@ class Stage:
         """The config that decides this stage's output; None: not part of this run."""
         raise NotImplementedError
 
+    def check(self, ctx: RunContext) -> None:
+        """Refuse, before any stage runs, what this stage would fail on (a model folder it
+        cannot load, ...), with the reason and what to do."""
+
     def run(self, ctx: RunContext, inputs: Inputs, folder: Path) -> dict:
         raise NotImplementedError
 

@@ -11,12 +11,7 @@ import math
 import lightning as L
 import torch
 
-# Which parameters a phase trains. "projector" is LLaVA's first stage (feature alignment).
-TRAINABLE = {
-    "all": lambda name: True,
-    "projector": lambda name: "multi_modal_projector" in name,
-    "no_vision": lambda name: "vision_tower" not in name,
-}
+from genixer.training.roles import trainable_names
 
 
 class NonFiniteLossError(RuntimeError):
@@ -46,11 +41,10 @@ class InstructionTuningModule(L.LightningModule):
         self.warmup_ratio = warmup_ratio
         self.weight_decay = weight_decay
         self.min_lr_ratio = min_lr_ratio  # the cosine ends at this share of lr
-        if trainable not in TRAINABLE:
-            raise ValueError(f"trainable must be one of {sorted(TRAINABLE)}, got {trainable!r}")
         self.trainable = trainable
+        trained = trainable_names(model, trainable)  # by module role (genixer.training.roles)
         for name, p in model.named_parameters():
-            p.requires_grad_(TRAINABLE[trainable](name))
+            p.requires_grad_(name in trained)
         # Parameters that can never get a gradient stay frozen whatever the phase says.
         refreeze = getattr(model, "freeze_unused_parameters", None)
         if callable(refreeze):

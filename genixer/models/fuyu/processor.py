@@ -74,6 +74,7 @@ class JudgeProcessor:
         self.no_id = self._text_ids(NO)[0]
         if self.yes_id == self.no_id:
             raise ValueError("'Yes' and 'No' must start with different tokens")
+        self.yes_ids, self.no_ids = [self.yes_id], [self.no_id]  # genixer.models.judging
 
     @classmethod
     def for_model(
@@ -114,6 +115,10 @@ class JudgeProcessor:
             return self.encode_turns(image, [(prompt, answer)])
         ids = [*self.image_token_ids(), self.bos_id, *self._prompt_ids(prompt)]
         return {"pixel_values": self.image_patches(image), "input_ids": torch.tensor(ids)}
+
+    def encode_prompt(self, image: Image.Image, prompt: str) -> dict[str, torch.Tensor]:
+        """A prompt ready for its first answer token (genixer.models.judging)."""
+        return self.encode(image, prompt)
 
     def encode_turns(
         self, image: Image.Image, turns: list[tuple[str, str]]

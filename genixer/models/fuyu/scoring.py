@@ -1,7 +1,6 @@
-"""The Fuyu judge's two scores of (image, prompt) items.
+"""The Fuyu judge's sampled score of (image, prompt) items (its default score, P(Yes), is
+:func:`genixer.models.judging.yes_probability`, shared by every judge).
 
-- :func:`yes_probability` (default): P("Yes") from the logits at the ``<0x04>`` position,
-  batched and deterministic; optionally renormalized over {Yes, No}.
 - :func:`sampled_score`: the original Genixer code's mode, kept for faithful reproduction:
   sample a short answer with top-k/top-p and take the geometric mean of the sampled tokens'
   probabilities after the warpers. It is NOT P(Yes) (a sampled "No" with high confidence
@@ -14,49 +13,10 @@ from __future__ import annotations
 import math
 
 import torch
-from PIL import Image
 from transformers import FuyuForCausalLM
 
 from genixer.models.fuyu.processor import JudgeProcessor
-
-Item = tuple[Image.Image, str]
-
-
-def _to_model(batch: dict[str, torch.Tensor], model: FuyuForCausalLM) -> dict[str, torch.Tensor]:
-    device, dtype = model.device, model.dtype
-    return {
-        k: v.to(device, dtype) if v.is_floating_point() else v.to(device) for k, v in batch.items()
-    }
-
-
-@torch.no_grad()
-def yes_probability(
-    model: FuyuForCausalLM,
-    processor: JudgeProcessor,
-    items: list[Item],
-    batch_size: int = 32,
-    renormalize: bool = False,
-) -> list[float]:
-    """P("Yes") at the first answer position for each (image, prompt), in order.
-
-    One forward pass per batch, left padded, logits of the last position (``<0x04>``) only.
-    ``renormalize=True`` returns P(Yes) / (P(Yes) + P(No)).
-    """
-    was_training = model.training
-    model.eval()
-    scores: list[float] = []
-    try:
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            batch = processor.collate([processor.encode(im, pr) for im, pr in chunk], "left")
-            logits = model(**_to_model(batch, model), logits_to_keep=1).logits[:, -1]
-            probs = logits.float().softmax(-1)
-            p_yes, p_no = probs[:, processor.yes_id], probs[:, processor.no_id]
-            score = p_yes / (p_yes + p_no) if renormalize else p_yes
-            scores.extend(score.tolist())
-    finally:
-        model.train(was_training)
-    return scores
+from genixer.models.judging import Item, to_model
 
 
 def _warp(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -99,7 +59,7 @@ def sampled_score(
     try:
         for index, (image, prompt) in enumerate(items):
             generator = torch.Generator().manual_seed(seed + index)
-            batch = _to_model(processor.collate([processor.encode(image, prompt)]), model)
+            batch = to_model(processor.collate([processor.encode(image, prompt)]), model)
             out = model(**batch, use_cache=True, logits_to_keep=1)
             log_probs: list[float] = []
             for _ in range(max_new_tokens):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from genixer.core.record import write_jsonl
 from genixer.evaluation.world_benchmark import ANSWERS, QUESTION_MAKERS, QUESTIONS, evaluate_vqa
+from genixer.models.family import family
 from genixer.models.llava.model import processor_for
 from genixer.pipeline.artifacts import (
     fit_vlm,
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def arm_key(ctx: RunContext) -> dict:
     d = ctx.cfg.downstream
-    return {
+    key = {
         "model": d.model,
         "finetune": d.finetune,
         "seed": d.seed,
@@ -37,12 +38,29 @@ def arm_key(ctx: RunContext) -> dict:
         "trainer": ctx.trainer_key(),
         "small_set_tasks": d.small_set_tasks,
     }
+    if d.get("checkpoint"):  # absent for the tiny models: their keys stay as they were
+        key |= {"family": family(d).name, "checkpoint": d.checkpoint}
+    return key
 
 
-def pretrain_on_export(ctx: RunContext, model, inputs: Inputs, folder: Path) -> dict:
+def downstream_model(ctx: RunContext, inputs: Inputs, seed: int):
+    """A fresh downstream model and its processor: the family's checkpoint
+    (``downstream.checkpoint``), or a tiny LLaVA with the pretrained tower."""
+    d = ctx.cfg.downstream
+    if d.get("checkpoint"):
+        kind = family(d)
+        model = kind.load(d.checkpoint)
+        project = project_tokenizer(inputs["collect"].path)
+        return model, kind.processor(model, d.checkpoint, project)
+    tokenizer = project_tokenizer(inputs["collect"].path)
+    model = new_vlm(d.model, tokenizer, seed, "downstream", inputs.get("vision"))
+    return model, processor_for(model, tokenizer)
+
+
+def pretrain_on_export(ctx: RunContext, model, processor, inputs: Inputs, folder: Path) -> dict:
     """The synthetic arm's first phases (``downstream.pretrain``) on the exported data."""
     d, info = ctx.cfg.downstream, {}
-    world, tokenizer = inputs["world"].path, project_tokenizer(inputs["collect"].path)
+    world = inputs["world"].path
     by_id = images_by_id(world)
     entries = read_llava(inputs["export"].path / LLAVA_JSON)
     synthetic = [(by_id[Path(img).stem], turns) for _, img, turns in entries]
@@ -54,7 +72,7 @@ def pretrain_on_export(ctx: RunContext, model, inputs: Inputs, folder: Path) -> 
         info[f"pretrain_{i}"] = fit_vlm(
             ctx,
             model,
-            tokenizer,
+            processor,
             synthetic,
             train=phase,
             world=world,
@@ -68,16 +86,16 @@ def train_and_evaluate(ctx: RunContext, inputs: Inputs, folder: Path, arm: str) 
     """One arm: a fresh model (the pretrained tower), the synthetic phases for the synthetic
     arm, the small labeled set, then the benchmark (LLaVA's question and answer files)."""
     d, seed = ctx.cfg.downstream, int(ctx.cfg.downstream.seed)
-    world, tokenizer = inputs["world"].path, project_tokenizer(inputs["collect"].path)
-    model = new_vlm(d.model, tokenizer, seed, "downstream", inputs.get("vision"))
-    info = pretrain_on_export(ctx, model, inputs, folder) if arm == "synthetic" else {}
+    world = inputs["world"].path
+    model, processor = downstream_model(ctx, inputs, seed)
+    info = pretrain_on_export(ctx, model, processor, inputs, folder) if arm == "synthetic" else {}
     tasks = list(d.small_set_tasks) if d.small_set_tasks else None
     small = plain_rows(world_splits(world)["downstream"], seed, "downstream", tasks)
     examples = vlm_examples(small, images_by_id(world))
     info["finetune"] = fit_vlm(
         ctx,
         model,
-        tokenizer,
+        processor,
         examples,
         train=d.finetune,
         world=world,
@@ -91,7 +109,7 @@ def train_and_evaluate(ctx: RunContext, inputs: Inputs, folder: Path, arm: str) 
     write_jsonl(folder / QUESTIONS, questions)
     return info | evaluate_vqa(
         model,
-        processor_for(model, tokenizer),
+        processor,
         questions,
         root=world,
         batch_size=d.eval.batch_size,
@@ -105,6 +123,11 @@ def train_and_evaluate(ctx: RunContext, inputs: Inputs, folder: Path, arm: str) 
 class DownstreamBaseline(Stage):
     name, version, phase = "downstream_baseline", 1, "downstream"
     reads = {"world": "world", "collect": "collect", "vision": "pretrain_vision"}
+
+    def check(self, ctx: RunContext) -> None:
+        d = ctx.cfg.downstream
+        if d.get("checkpoint"):
+            family(d).check(d.checkpoint)
 
     def key(self, ctx: RunContext) -> dict:
         return arm_key(ctx)

@@ -18,9 +18,10 @@ import torch
 from genixer.core.build import to_plain
 from genixer.core.record import Record, read_jsonl, record_id, stable_seed, write_jsonl
 from genixer.core.text import normalize_answer
+from genixer.models.family import family
 from genixer.models.generation import DEFAULT_SAMPLER, Phases, generate
-from genixer.models.llava.model import load_vlm, processor_for
-from genixer.pipeline.artifacts import project_tokenizer, tokenizer_at, world_splits
+from genixer.models.llava.model import load_vlm
+from genixer.pipeline.artifacts import project_tokenizer, world_splits
 from genixer.pipeline.stage import Inputs, RunContext, Stage
 from genixer.pipeline.stages.decontaminate import excluded_ids
 from genixer.tasks import AgnosticTask, ParseError, detect_grounding, get_task
@@ -146,6 +147,7 @@ def run_generation(
     backend: str = "hf",
     checkpoint: str | Path | None = None,
     compile: bool = False,
+    load=load_vlm,
 ) -> dict:
     """Generate for every request into ``folder``: shards under ``raw/`` (the unit of
     resume), then ``generations.jsonl``, every request exactly once, sorted by id.
@@ -153,7 +155,7 @@ def run_generation(
     ``trainer_cfg`` (a Lightning Trainer config) sets the processes (devices x nodes);
     None runs one CPU process. ``checkpoint`` is the generator's saved folder: when several
     processes run, each loads the model from it (a model in memory does not pickle once
-    transformers has hooked it). ``backend="vllm"`` serves that folder on a vLLM engine
+    transformers has hooked it; ``load`` is its family's loader). ``backend="vllm"`` serves that folder on a vLLM engine
     instead (one process driving the GPUs; same rows, same shards). ``compile`` decodes with
     a static KV cache (compiled on a GPU); ``decoding["sampler"]`` picks the seeded sampler."""
     if backend not in BACKENDS:
@@ -165,7 +167,7 @@ def run_generation(
     ):
         raise ValueError("generate.sampler / generate.compile: vllm samples and compiles itself")
     predictor = GenerationPredictor(processor, world, decoding, compile)
-    load_model = partial(load_vlm, str(checkpoint)) if checkpoint is not None else None
+    load_model = partial(load, str(checkpoint)) if checkpoint is not None else None
     if backend == "vllm":
         from genixer.models.vllm_backend import VllmPredictor, export_for_vllm
 
@@ -332,11 +334,9 @@ class Generate(Stage):
         }
 
     def run(self, ctx: RunContext, inputs: Inputs, folder: Path) -> dict:
-        cfg, gen_dir = ctx.cfg, inputs["generator"].path / "model"
-        model = load_vlm(gen_dir)
-        processor = processor_for(
-            model, tokenizer_at(gen_dir, project_tokenizer(inputs["collect"].path))
-        )
+        cfg, gen_dir, kind = ctx.cfg, inputs["generator"].path / "model", family(ctx.cfg.generator)
+        model = kind.load(gen_dir)
+        processor = kind.processor(model, gen_dir, project_tokenizer(inputs["collect"].path))
         pool = generation_pool(ctx, inputs)
         reqs = requests(pool, cfg.generate.per_image, cfg.task.name, cfg.generator.name, ctx.seed)
         decoding = decoding_of(cfg.generate)
@@ -354,6 +354,7 @@ class Generate(Stage):
             backend=cfg.generate.backend,
             checkpoint=gen_dir,
             compile=cfg.generate.compile,
+            load=kind.load,
         )
         provenance = {"generator": cfg.generator.name, "decoding": decoding}
         scenes = {i.id: i.scene for i in pool}

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genixer.models.llava.model import load_vlm, save_vlm
-from genixer.models.weights import copy_checkpoint
+from genixer.models.family import family
+from genixer.models.llava.model import processor_for, save_vlm
 from genixer.pipeline.artifacts import (
     fit_vlm,
     images_by_id,
@@ -34,10 +34,15 @@ class TrainBase(Stage):
             "checkpoint": g.checkpoint,
         }
 
+    def check(self, ctx: RunContext) -> None:
+        g = ctx.cfg.generator
+        if g.checkpoint:
+            family(g).check(g.checkpoint)
+
     def run(self, ctx: RunContext, inputs: Inputs, folder: Path) -> dict:
         g = ctx.cfg.generator
         if g.checkpoint:
-            return copy_checkpoint(load_vlm, save_vlm, g.checkpoint, folder)
+            return family(g).copy(g.checkpoint, folder)
         tokenizer = project_tokenizer(inputs["collect"].path)
         model = new_vlm(g.model, tokenizer, ctx.seed, "base", inputs.get("vision"))
         world = inputs["world"].path
@@ -45,7 +50,7 @@ class TrainBase(Stage):
         info = fit_vlm(
             ctx,
             model,
-            tokenizer,
+            processor_for(model, tokenizer),
             examples,
             train=g.base_train,
             world=world,

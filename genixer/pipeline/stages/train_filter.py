@@ -37,5 +37,8 @@ class TrainFilter(Stage):
     def key(self, ctx: RunContext) -> dict | None:
         return ctx.filter.train_key(ctx.seed, ctx.trainer_key())
 
+    def check(self, ctx: RunContext) -> None:
+        ctx.filter.check()
+
     def run(self, ctx: RunContext, inputs: Inputs, folder: Path) -> dict:
         return ctx.filter.train(filter_env(ctx, inputs), folder)

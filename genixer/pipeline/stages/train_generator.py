@@ -6,15 +6,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from genixer.models.llava.model import load_vlm, save_vlm
-from genixer.models.tokenizer import save_tokenizer
-from genixer.pipeline.artifacts import (
-    fit_vlm,
-    images_by_id,
-    project_tokenizer,
-    tokenizer_at,
-    vlm_examples,
-)
+from genixer.models.family import family
+from genixer.pipeline.artifacts import fit_vlm, images_by_id, project_tokenizer, vlm_examples
 from genixer.pipeline.stage import Inputs, RunContext, Stage
 from genixer.pipeline.stages.collect import read_plain
 from genixer.pipeline.stages.pairs import read_pairs
@@ -46,24 +39,22 @@ class TrainGenerator(Stage):
         }
 
     def run(self, ctx: RunContext, inputs: Inputs, folder: Path) -> dict:
-        base = inputs["base"].path / "model"
-        model = load_vlm(base)
+        base, kind = inputs["base"].path / "model", family(ctx.cfg.generator)
+        model = kind.load(base)
         project = project_tokenizer(inputs["collect"].path)
-        tokenizer = tokenizer_at(base, project)
+        processor = kind.processor(model, base, project)
         examples = generator_examples(ctx, inputs)
         train = ctx.cfg.generator.gen_train
         world = inputs["world"].path
         info = fit_vlm(
             ctx,
             model,
-            tokenizer,
+            processor,
             examples,
             train=train,
             world=world,
             folder=folder,
             seed=ctx.seed + 1,
         )
-        save_vlm(model, folder / "model")
-        if tokenizer is not project:
-            save_tokenizer(tokenizer, folder / "model")
+        kind.save(model, processor, folder / "model", project)
         return info
