@@ -44,12 +44,21 @@ FILTER_TINY = {
     ],
     "none": [],
     "oracle": [],
+    "vlm_judge": [  # plus filter.checkpoint: a folder of genixer.models.hf.tiny
+        "filter.batch_size=8",
+        "filter.train={steps:2,batch_size:8,lr:1e-3,warmup_ratio:0.03,items_per_image:2,"
+        "hard_negatives:0.5,vqa_per_image:0,answerable:0.8,explain:true}",
+    ],
 }
+# The project's own tiny generator: its size and its vision pretraining (not for generator=hf).
+GENERATOR_TINY = [*TINY_VLM, "generator.vision_pretrain.steps=2"]
 
 
-def tiny_overrides(tmp: Path, filter_name: str = "fuyu") -> list[str]:
-    """A whole pipeline in well under a minute: a few images, a few steps per stage."""
+def tiny_overrides(tmp: Path, filter_name: str = "fuyu", generator: str = "llava") -> list[str]:
+    """A whole pipeline in well under a minute: a few images, a few steps per stage.
+    ``generator=hf`` also needs ``generator.checkpoint`` (a folder of genixer.models.hf.tiny)."""
     return [
+        *([f"generator={generator}"] if generator != "llava" else []),
         f"filter={filter_name}",
         *FILTER_TINY[filter_name],
         f"paths.cache_dir={tmp}/cache",
@@ -73,8 +82,7 @@ def tiny_overrides(tmp: Path, filter_name: str = "fuyu") -> list[str]:
         "generate.max_new_tokens=6",
         "generate.shard_size=4",
         "trainer.enable_progress_bar=false",
-        "generator.vision_pretrain.steps=2",
-        *TINY_VLM,
+        *(GENERATOR_TINY if generator != "hf" else []),
     ]
 
 

@@ -133,7 +133,8 @@ def generate(
 
     The last turn of each item must have answer ``None``. ``temperature == 0`` is greedy;
     otherwise row ``i`` is sampled with a generator seeded by ``seeds[i]``, so an item's text
-    does not depend on the other items in the batch. Stops at ``</s>``; returns only the new
+    does not depend on the other items in the batch. A checkpoint's own generation config
+    (:func:`ignored_sampling`) never applies. Stops at the processor's ``eos_id``; returns only the new
     text, special tokens removed and stripped. ``stats``, if given, gets ``new_tokens``: per
     item, how many tokens it generated (up to and including ``</s>``). ``phases`` samples
     questions at their own temperature (see :class:`Phases`). ``sampler`` picks the seeded
@@ -162,16 +163,34 @@ def generate(
     processors = LogitsProcessorList()
     if temperature > 0 or phases is not None:
         processors.append(SAMPLERS[sampler](seeds, temperature, top_p, phases=phases))
-    was_training = model.training
+    was_training, own = model.training, model.generation_config
     model.eval()
+    # transformers fills every value left None from the model's own generation_config (a
+    # checkpoint's top_k, repetition_penalty...): blank it, so only ``generate.*`` samples.
+    model.generation_config = GenerationConfig()
     try:
         out = model.generate(**batch, generation_config=config, logits_processor=processors)
     finally:
         model.train(was_training)
+        model.generation_config = own
     texts, counts = _decode_new_tokens(processor, out[:, batch["input_ids"].shape[1] :].tolist())
     if stats is not None:
         stats["new_tokens"] = counts
     return texts
+
+
+# Generation config keys that say nothing about how tokens are chosen.
+NOT_SAMPLING = ("_", "output_", "use_cache", "return_dict", "transformers_version", "pad_token")
+NOT_SAMPLING += ("bos_token", "eos_token", "decoder_start_token")
+
+
+def ignored_sampling(model: PreTrainedModel) -> dict:
+    """What the model's own generation config would have set besides token ids: reported
+    as not used (``generate.*`` alone decides the sampling)."""
+    own = getattr(model, "generation_config", None)
+    if own is None:
+        return {}
+    return {k: v for k, v in own.to_diff_dict().items() if not k.startswith(NOT_SAMPLING)}
 
 
 def _static_cache(length: int) -> dict:

@@ -24,7 +24,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from genixer.models.hf.processor import HfChatProcessor
-from genixer.models.weights import PICKLE_SUFFIXES, weight_files
+from genixer.models.weights import PICKLE_SUFFIXES, PickleOnlyError, weight_files
 
 # Files a processor may keep its chat template in (transformers writes the first).
 TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
@@ -84,6 +84,8 @@ def check_folder(folder: str | os.PathLike) -> None:
     _check_class(folder, _config(folder))
     try:
         weight_files(folder)
+    except PickleOnlyError as err:  # its message says how to convert
+        raise UnsupportedCheckpointError(str(err)) from err
     except FileNotFoundError as err:
         raise UnsupportedCheckpointError(f"{folder}: {err} (safetensors are needed)") from err
     if not _has_chat_template(folder):

@@ -19,7 +19,7 @@ from genixer.core.build import to_plain
 from genixer.core.record import Record, read_jsonl, record_id, stable_seed, write_jsonl
 from genixer.core.text import normalize_answer
 from genixer.models.family import family
-from genixer.models.generation import DEFAULT_SAMPLER, Phases, generate
+from genixer.models.generation import DEFAULT_SAMPLER, Phases, generate, ignored_sampling
 from genixer.models.llava.model import load_vlm
 from genixer.pipeline.artifacts import project_tokenizer, world_splits
 from genixer.pipeline.stage import Inputs, RunContext, Stage
@@ -357,6 +357,10 @@ class Generate(Stage):
             load=kind.load,
         )
         provenance = {"generator": cfg.generator.name, "decoding": decoding}
+        ignored = ignored_sampling(model)
+        if ignored:  # the checkpoint's own sampling defaults: not used, said so
+            log.info("generate: the checkpoint's generation config is not used: %s", ignored)
+            info["checkpoint_sampling_ignored"] = ignored
         scenes = {i.id: i.scene for i in pool}
         members = list(cfg.generator.collection.tasks)
         return info | parse_generations(folder, cfg.task.name, members, provenance, scenes)
