@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 from genixer.core.ledger import SkipLedger, merge_ledgers
-from genixer.core.record import QA, Record, write_jsonl
+from genixer.core.record import QA, Record, read_jsonl, write_jsonl
 from genixer.filters.selection import select
 from genixer.pipeline.stages.dedup import run_dedup
 from genixer.sources.shapes import ShapesWorld
@@ -75,7 +75,12 @@ def make_tiny_run(root: Path) -> Path:
     records = _records(pool, random.Random(0))
     gen_dir = cache / "generate" / "g0"
     write_jsonl(gen_dir / "records.jsonl", (r.to_json() for r in records))
-    failure = {"id": "fail-1", "image_id": pool[1].id, "raw": "Question: what", "reason": "no_answer"}
+    failure = {
+        "id": "fail-1",
+        "image_id": pool[1].id,
+        "raw": "Question: what",
+        "reason": "no_answer",
+    }
     write_jsonl(gen_dir / "parse_failures.jsonl", [failure | {"detail": "no_answer: what"}])
     dedup_dir = cache / "dedup" / "d0"
     dedup_info = run_dedup(records, dedup_dir, True, None)
@@ -113,17 +118,22 @@ def expected_entries(summary_path: Path) -> list[dict]:
     """What the viewer must show: one row per record, parse failure and skipped input, with
     the fields the tests filter on, read straight from the run's files."""
     summary = json.loads(summary_path.read_text())
-    kept = {json.loads(x)["id"] for x in open(summary["select"]["records"])}
-    scores = {json.loads(x)["id"]: json.loads(x)["score"] for x in open(summary["filter"]["scores"])}
+    kept = {r["id"] for r in read_jsonl(summary["select"]["records"])}
+    scores = {r["id"]: r["score"] for r in read_jsonl(summary["filter"]["scores"])}
     rows = []
-    for line in open(summary["generation"]["records"]):
-        r = json.loads(line)
+    for r in read_jsonl(summary["generation"]["records"]):
         status = "kept" if r["id"] in kept else "dropped"
         if r["id"].endswith("-again"):
             status = "duplicate"
         rows.append(
-            {"id": r["id"], "task": r["task"], "status": status, "score": scores.get(r["id"]),
-             "oracle": r["oracle"], "kinds": {t["kind"] for t in r["turns"] if t["kind"]}}
+            {
+                "id": r["id"],
+                "task": r["task"],
+                "status": status,
+                "score": scores.get(r["id"]),
+                "oracle": r["oracle"],
+                "kinds": {t["kind"] for t in r["turns"] if t["kind"]},
+            }
         )
     rows.append({"id": "fail-1", "status": "parse_failure"})
     rows.append({"id": "skip-0-world", "status": "skipped"})

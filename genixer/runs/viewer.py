@@ -102,8 +102,10 @@ def index_of(entries: list[dict], meta: dict) -> dict:
 
 
 def _script(path: Path, target: str, value) -> None:
-    """``target = <value as JSON>;`` (ASCII only: no charset question, no line separators)."""
-    path.write_text(f"{target} = {json.dumps(value, ensure_ascii=True, separators=(',', ':'))};\n")
+    """``target = <value as JSON>;``: ASCII only (no charset question, no line separators),
+    and no ``<`` (a ``</script>`` in a record can never end a script, wherever it is put)."""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
+    path.write_text(f"{target} = {text};\n")
 
 
 def _meta(files: RunFiles) -> dict:
@@ -131,7 +133,11 @@ def write_viewer(files: RunFiles, out: Path) -> Path:
     _script(data / "index.js", "window.GENIXER.index", index_of(entries, _meta(files)))
     for k in range(0, len(entries), PAGE_SIZE):
         page = k // PAGE_SIZE
-        _script(data / f"page-{page:05d}.js", f"window.GENIXER.pages[{page}]", entries[k : k + PAGE_SIZE])
+        _script(
+            data / f"page-{page:05d}.js",
+            f"window.GENIXER.pages[{page}]",
+            entries[k : k + PAGE_SIZE],
+        )
     shutil.copyfile(_ASSET, out / "index.html")
     return out / "index.html"
 

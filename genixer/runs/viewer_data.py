@@ -15,7 +15,6 @@ from pathlib import Path
 
 from genixer.core.ledger import LEDGER
 from genixer.core.record import Record, read_jsonl
-from genixer.filters.base import SCORES
 
 # what the generate and select stages write, by file name (tests/test_viewer.py checks that
 # these equal the stages' own names; importing the stages would load torch for a viewer)
@@ -47,6 +46,8 @@ class RunFiles:
 def run_folder(path: str | Path) -> tuple[Path, Path]:
     """``(run folder, summary.json)`` from a run folder or its ``summary.json``."""
     p = Path(path)
+    if not p.exists():
+        raise ViewerInputError(f"{path}: no such run folder (or summary.json)")
     if p.is_dir():
         p = p / "summary.json"
     if p.name != "summary.json":
