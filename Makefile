@@ -19,6 +19,7 @@ quickstart: $(STAMP)  ## the whole pipeline on the built-in world (about 20-25 m
 	$(BIN)/python -m genixer.run
 
 test: $(STAMP)  ## the default test suite (a few minutes on 2 cores)
+	tests/install_chromium.sh  # the browser tests' Chromium, when missing (never fails)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)  ## speed / memory comparisons on the built-in world (benchmarks/README.md)

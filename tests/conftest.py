@@ -172,3 +172,12 @@ def truth_records(images) -> list:
         turns = task.sample(img.scene, rng)
         records.append(Record(f"r{i}", img.id, img.path, task.name, task.name, turns, ""))
     return records
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One finished run's folder (no training: tests/tiny_run.py), shared by the viewer, card
+    and export tests; its ``summary.json`` path."""
+    from tests.tiny_run import make_tiny_run
+
+    return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))

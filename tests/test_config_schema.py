@@ -86,6 +86,8 @@ BAD = [
     (["generator.base_train.lr=-0.1"], "generator.base_train.lr", "> 0"),
     (["generator.collection.tau_all=1.5"], "generator.collection.tau_all", "[0.0, 1.0]"),
     (["select.fraction=0"], "select.fraction", "(0, 1]"),
+    (["export.formats=[llava,csv]"], "export.formats[1]", "must be one of"),
+    (["export.formats=[hf]"], "export.formats", "must include llava"),
     (["filter.band=[0.7,0.5]"], "filter.band", "lo < hi"),
     (["filter.threshold=calibrated"], "filter.threshold", "no calibrated threshold"),
     (["filter=none", "filter.threshold=0.5"], "filter.threshold", "scores nothing"),

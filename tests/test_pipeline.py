@@ -81,6 +81,11 @@ def test_cli_end_to_end_then_every_stage_is_reused(tmp_path):
     assert (tmp_path / "run1" / "samples.png").exists() or summary["generation"]["num_records"] == 0
     exported = json.loads(Path(summary["export"]["llava_json"]).read_text())
     assert len(exported) == summary["select"]["num_kept"]
+    card = Path(summary["export"]["card"]).read_text()  # the dataset card, with the command
+    assert card.startswith("---\n") and "task_categories:" in card
+    assert "python -m genixer.run filter=fuyu" in card
+    viewer = tmp_path / "run1" / "viewer"  # every run writes its record viewer
+    assert (viewer / "index.html").is_file() and (viewer / "data" / "index.js").is_file()
 
     second = run_cli(tmp_path, "run2")
     assert second.returncode == 0, second.stderr[-3000:]

@@ -370,6 +370,11 @@ def test_a_2_job_multirun_one_parent_two_children_a_crash_recorded_and_the_repor
     report = (tmp_path / "sweep" / "report.md").read_text()
     assert "| all jobs | 1 (+1 failed) |" in report
     assert "| job0 | all jobs | downstream.seed=-30 | FAILED: ValueError" in report
+    # each finished job's record viewer: linked from the report, an artifact of its run
+    assert "| [records](1/viewer/index.html) |" in report
+    assert (tmp_path / "sweep" / "1" / "viewer" / "index.html").is_file()
+    viewer = {a.path for a in client.list_artifacts(done.info.run_id, "viewer")}
+    assert {"viewer/index.html", "viewer/data", "viewer/images"} <= viewer
     assert (tmp_path / "sweep" / "report.png").read_bytes()[:4] == b"\x89PNG"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert artifacts == {"report/report.md", "report/report.png", "report/report.json"}

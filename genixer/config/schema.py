@@ -96,6 +96,17 @@ class Select:
 
 
 @dataclass(kw_only=True)
+class Export:
+    formats: list[Literal["llava", "hf"]]
+
+    def check(self, path: str) -> None:
+        if "llava" not in self.formats:
+            fail(f"{path}.formats", "must include llava: the downstream stage trains on it")
+        if len(set(self.formats)) != len(self.formats):
+            fail(f"{path}.formats", f"names a format twice: {self.formats}")
+
+
+@dataclass(kw_only=True)
 class Checkpointing:
     every_n_steps: int
     keep: bool
@@ -126,6 +137,7 @@ class RunConfig:
     generate: Generate
     dedup: Dedup
     select: Select
+    export: Export
     checkpointing: Checkpointing
     paper: dict[str, Any] = optional()  # the paper experiments' local paths
 

@@ -56,22 +56,36 @@ class SkipLedger:
         return path
 
 
-def merge_ledgers(folders: Iterable[str | Path], out_path: str | Path) -> dict:
-    """Concatenate the ledgers found in ``folders`` (in the given order, each folder's files
-    sorted by name) into ``out_path``; returns ``summary.json``'s ``skipped`` block:
-    ``{"counts": {reason: n}, "by_stage": {stage: {reason: n}}, "total": n, "ledger": path}``
-    (``total`` counts skipped items: a row with ``records: n`` stands for n of them).
-    """
+def read_ledgers(folders: Iterable[str | Path]) -> list[dict]:
+    """The ledger rows found in ``folders`` (in the given order, each folder's files sorted
+    by name)."""
     rows: list[dict] = []
     for folder in folders:
         for path in sorted(Path(folder).glob(LEDGER_GLOB)):
             rows.extend(read_jsonl(path))
+    return rows
+
+
+def count_ledger(rows: Iterable[dict]) -> tuple[Counter, dict[str, Counter]]:
+    """Skipped items by reason, and by stage and reason (a row with ``records: n`` stands
+    for n of them)."""
     counts: Counter = Counter()
     by_stage: dict[str, Counter] = {}
-    for r in rows:  # a row may stand for several records (``records``: n)
+    for r in rows:
         n = int(r.get("records", 1))
         counts[r.get("reason", "unknown")] += n
         by_stage.setdefault(r.get("stage", "unknown"), Counter())[r.get("reason", "unknown")] += n
+    return counts, by_stage
+
+
+def merge_ledgers(folders: Iterable[str | Path], out_path: str | Path) -> dict:
+    """Concatenate the ledgers found in ``folders`` (:func:`read_ledgers`) into
+    ``out_path``; returns ``summary.json``'s ``skipped`` block:
+    ``{"counts": {reason: n}, "by_stage": {stage: {reason: n}}, "total": n, "ledger": path}``
+    (``total`` counts skipped items: a row with ``records: n`` stands for n of them).
+    """
+    rows = read_ledgers(folders)
+    counts, by_stage = count_ledger(rows)
     out = Path(out_path)
     write_jsonl(out, (json.dumps(r, sort_keys=True, ensure_ascii=False) for r in rows))
     return {

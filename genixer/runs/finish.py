@@ -1,5 +1,6 @@
 """Tracking a pipeline run: MLflow run (nested under a sweep's parent in multirun), the
-summary file, the sample grid, and the last printed line (the summary's path)."""
+summary file, the sample grid, the record viewer (``viewer/``), and the last printed line
+(the summary's path)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from genixer.core.build import build
 from genixer.core.record import read_jsonl, read_records
 from genixer.runs.sweep import sweep_name
 from genixer.runs.sweep_record import ERROR_FILE, write_sweep_record
+from genixer.runs.viewer import VIEWER, build_viewer
 from genixer.world.base import load_image
 
 log = logging.getLogger(__name__)
@@ -149,11 +151,16 @@ def _complete(summary: dict, out_dir: Path, *, overrides, tracker, run_id, paren
             "where": tracker.run_url_or_uri(run_id),
         }
     path = write_summary(summary, out_dir)
-    grid = None
+    grid = viewer = None
     try:
         grid = sample_grid(summary, out_dir)
     except Exception as err:  # a picture must not fail a finished run; say so
         log.warning("could not draw the sample grid: %s", err)
+    if "generation" in summary:
+        try:
+            viewer = build_viewer(path).parent
+        except Exception as err:  # nor may its viewer
+            log.warning("could not write the record viewer: %s", err)
     if tracker is not None:
         metrics = {k: v for k, v in summary.items() if k not in ("stages", "mlflow", "overrides")}
         metrics["stages"] = {
@@ -164,6 +171,8 @@ def _complete(summary: dict, out_dir: Path, *, overrides, tracker, run_id, paren
         tracker.log_artifact(run_id, str(path))
         if grid is not None:
             tracker.log_artifact(run_id, str(grid))
+        if viewer is not None:
+            tracker.log_artifact(run_id, str(viewer), VIEWER)
         tracker.end_run(run_id, "FINISHED")
         log.info("MLflow run: %s", summary["mlflow"]["where"])
     if "export" in summary:

@@ -2,7 +2,8 @@
 
 Reads the sweep's child runs from MLflow, groups them by setting (the overrides that vary
 across the sweep, seeds left out), and writes ``report.md`` (mean and std over seeds for each
-setting, then one line per job: status, time, stages ran / re-used), ``report.png`` and
+setting, then one line per job: status, time, stages ran / re-used, a link to its record
+viewer), ``report.png`` and
 ``report.json`` to the sweep's folder and to the parent run's artifacts (``report/``).
 A multirun writes it by itself at its end (:class:`genixer.runs.sweep.SweepCallback`).
 """
@@ -24,6 +25,7 @@ from genixer.runs.report_auroc import plot_gain_against_auroc
 from genixer.runs.sweep_jobs import Job, Setting, group, load_jobs, mean_std, stage_times
 from genixer.runs.sweep_record import read_sweep_record
 from genixer.runs.tracking import SWEEP_ID_TAG, default_tracking_uri
+from genixer.runs.viewer import VIEWER
 
 METRICS = [
     "downstream.accuracy",
@@ -52,6 +54,21 @@ def cell(metric: str, values: list[float]) -> str:
     return _fmt(metric, mean) + (f" ± {_fmt(metric, std)}" if std is not None else "")
 
 
+def viewer_of(job: Job) -> Path | None:
+    """The job's record viewer (``<run folder>/viewer/index.html``), where it was written."""
+    if not job.output_dir:
+        return None
+    index = Path(job.output_dir) / VIEWER / "index.html"
+    return index if index.is_file() else None
+
+
+def _viewer_cell(job: Job, links_from: Path | None) -> str:
+    index = viewer_of(job)
+    if index is None:
+        return "-"
+    return f"[records]({os.path.relpath(index, links_from) if links_from else index})"
+
+
 def markdown(
     title: str,
     parent_run_id: str,
@@ -60,9 +77,11 @@ def markdown(
     jobs: list[Job],
     *,
     empty_cache_seconds: float | None = None,
+    links_from: Path | None = None,
 ) -> str:
     """The report's text. ``empty_cache_seconds``: the measured pipeline time of one of the
-    sweep's jobs run alone from an empty cache; each job costs about that without re-use."""
+    sweep's jobs run alone from an empty cache; each job costs about that without re-use.
+    ``links_from``: the report's folder, that each job's viewer link is relative to."""
     metrics = [m for m in METRICS if any(m in j.metrics for j in jobs)]
     failed = [j for j in jobs if j.status != "FINISHED"]
     lines = [
@@ -96,15 +115,17 @@ def markdown(
             f"{n} such jobs: {n * empty_cache_seconds:.0f} s, "
             f"{n * empty_cache_seconds / actual:.1f}x the sweep's {actual:.0f} s."
         )
-    lines += ["", "## Jobs", "", "| job | setting | seed | status | seconds | ran | re-used |"]
-    lines.append("|---|---|---|---|---|---|---|")
+    lines += ["", "## Jobs", ""]
+    lines.append("| job | setting | seed | status | seconds | ran | re-used | viewer |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     for j in jobs:
         reused = [k for k, v in j.metrics.items() if k.endswith(".reused") and v == 1.0]
         ran = [k for k, v in j.metrics.items() if k.endswith(".reused") and v == 0.0]
         status = j.status + (f": {j.error}" if j.error else "")
         lines.append(
             f"| {j.name} | {j.setting} | {j.seed or '-'} | {status} | "
-            f"{_fmt('wall_seconds', j.metrics.get('wall_seconds'))} | {len(ran)} | {len(reused)} |"
+            f"{_fmt('wall_seconds', j.metrics.get('wall_seconds'))} | {len(ran)} | {len(reused)} | "
+            f"{_viewer_cell(j, links_from)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -181,6 +202,7 @@ def _report_data(
                 "setting": j.setting,
                 "seed": j.seed,
                 "error": j.error,
+                "viewer": str(viewer_of(j)) if viewer_of(j) else None,
             }
             for j in jobs
         ],
@@ -210,7 +232,13 @@ def make_report(
         "json": out_dir / "report.json",
     }
     text = markdown(
-        title, parent_run_id, tracking_uri, settings, jobs, empty_cache_seconds=empty_cache_seconds
+        title,
+        parent_run_id,
+        tracking_uri,
+        settings,
+        jobs,
+        empty_cache_seconds=empty_cache_seconds,
+        links_from=out_dir.resolve(),
     )
     paths["markdown"].write_text(text)
     plot(settings, varying, jobs, paths["plot"])

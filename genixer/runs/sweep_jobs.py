@@ -34,6 +34,7 @@ class Job:
     overrides: dict[str, str]
     metrics: dict[str, float]
     error: str | None = None
+    output_dir: str | None = None  # the job's run folder (its summary, its viewer)
     setting: str = ""
     seed: str = ""
 
@@ -81,6 +82,7 @@ def load_jobs(client: MlflowClient, parent_run_id: str) -> list[Job]:
             _overrides_of(r),
             dict(r.data.metrics),
             error=r.data.tags.get("genixer.error"),
+            output_dir=r.data.tags.get("genixer.output_dir"),
         )
         for r in runs
     ]

@@ -1,6 +1,8 @@
 """Export: selected records as LLaVA training JSON plus the image files it names, laid out
-so LLaVA's own training code reads it with ``--data_path X.json --image_folder images``; and
-REC records also in Shikra's REC jsonl layout (pixel boxes in the original image)."""
+so LLaVA's own training code reads it with ``--data_path X.json --image_folder images``; REC
+records also in Shikra's REC jsonl layout (pixel boxes in the original image); with ``hf`` in
+``export.formats``, parquet shards the ``datasets`` library reads (:mod:`genixer.pipeline.
+hf_export`); and always the dataset card, ``README.md`` (:mod:`genixer.pipeline.card`)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ from PIL import Image
 
 from genixer.core.boxes import denormalize
 from genixer.core.chat import IMAGE_TOKEN
+from genixer.core.ledger import count_ledger, read_ledgers
 from genixer.core.record import Record, read_records, write_jsonl
 from genixer.filters.base import read_scores
+from genixer.pipeline.card import CARD, CardFacts, write_card
+from genixer.pipeline.hf_export import DATA_GLOB, HF_DIR, export_hf, hf_row
 from genixer.pipeline.stage import Inputs, RunContext, Stage
 from genixer.pipeline.stages.select import SELECTED
 from genixer.tasks import get_task
@@ -105,26 +110,62 @@ def export_shikra_rec(
     return {"shikra_rec": len(rows), "shikra_rec_unreadable": unreadable}
 
 
+def _card_facts(ctx: RunContext, inputs: Inputs, kept: list[Record], files: dict) -> CardFacts:
+    """What the card says, from the config and the folders of the stages behind the export."""
+    _, by_stage = count_ledger(read_ledgers(r.path for r in inputs.values()))
+    return CardFacts(
+        cfg=ctx.cfg,
+        kept=kept,
+        infos={name: r.info for name, r in inputs.items()},
+        keys={name: r.key for name, r in inputs.items()},
+        skipped={s: dict(sorted(c.items())) for s, c in sorted(by_stage.items())},
+        formats=list(ctx.cfg.export.formats),
+        files=files,
+    )
+
+
 class Export(Stage):
-    name, version, phase = "export", 2, "export"
+    name, version, phase = "export", 3, "export"
     reads = {"select": "select"}
-    uses = {"world": "world", "score": "score"}
+    uses = {  # the card's provenance: all upstream of select, so its key covers them
+        "world": "world",
+        "score": "score",
+        "dedup": "dedup",
+        "generate": "generate",
+        "train_generator": "train_generator",
+    }
 
     def key(self, ctx: RunContext) -> dict:
-        return {}
+        return {"formats": sorted(set(ctx.cfg.export.formats))}
 
     def run(self, ctx: RunContext, inputs: Inputs, folder: Path) -> dict:
         kept = read_records(inputs["select"].path / SELECTED)
         info = export_llava(kept, inputs["world"].path, folder)
+        files = {"llava": f"{LLAVA_JSON} (images in images/)"}
+        scores = read_scores(inputs["score"].path) if "score" in inputs else None
         if ctx.cfg.task.name == "rec" or any(r.task == "rec" for r in kept):
-            scores = read_scores(inputs["score"].path) if "score" in inputs else None
             info |= export_shikra_rec(kept, folder, scores)
+            files["shikra_rec"] = SHIKRA_REC
+        if "hf" in ctx.cfg.export.formats:
+            conv = {e["id"]: e["conversations"] for e in map(llava_entry, kept)}
+            rows = [
+                hf_row(r, folder / "images", conv[r.id], (scores or {}).get(r.id)) for r in kept
+            ]
+            info |= export_hf(rows, folder)
+            files["hf"] = f"{HF_DIR}/{DATA_GLOB}"
+        write_card(_card_facts(ctx, inputs, kept, files), folder)
         return info
 
     def summarize(self, ctx: RunContext, results) -> dict:
         exported = results["export"]
-        block = {"llava_json": str(exported.path / LLAVA_JSON), "entries": exported.info["entries"]}
+        block = {
+            "llava_json": str(exported.path / LLAVA_JSON),
+            "entries": exported.info["entries"],
+            "card": str(exported.path / CARD),
+        }
         if "shikra_rec" in exported.info:
             block["shikra_rec_jsonl"] = str(exported.path / SHIKRA_REC)
             block["shikra_rec"] = exported.info["shikra_rec"]
+        if "hf_rows" in exported.info:
+            block["hf_dir"] = str(exported.path / HF_DIR)
         return {"export": block}

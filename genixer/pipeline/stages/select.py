@@ -44,4 +44,5 @@ class Select(Stage):
         block = {"name": ctx.filter.name}
         if "score" not in results:  # the score stage's block says these otherwise
             block |= {"auroc": None, "scores": None}
-        return {"filter": block, "select": results["select"].info}
+        selected = str(results["select"].path / SELECTED)  # what the viewer reads
+        return {"filter": block, "select": results["select"].info | {"records": selected}}
