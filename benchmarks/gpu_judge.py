@@ -20,7 +20,7 @@ from benchmarks.harness import Row
 from benchmarks.scoring import judge_items
 from genixer.models.fuyu.model import special_ids
 from genixer.models.fuyu.processor import PATCH_TOKEN, JudgeProcessor, special_token_id
-from genixer.models.fuyu.scoring import yes_probability
+from genixer.models.judging import yes_probability
 
 IMAGE_SIZE, PATCH = 480, 30
 JUDGE_BATCH = 64

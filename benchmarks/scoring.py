@@ -10,7 +10,8 @@ from benchmarks.harness import Row, interleave, throughput_row
 from genixer.core.record import QA
 from genixer.models.clip.model import clip_tokenizer
 from genixer.models.clip.scorer import CropScorer
-from genixer.models.fuyu.scoring import sampled_score, yes_probability
+from genixer.models.fuyu.scoring import sampled_score
+from genixer.models.judging import yes_probability
 from genixer.tasks.base import judge_prompt
 from genixer.world.base import load_image
 from genixer.world.questions import KINDS, random_question

@@ -419,7 +419,7 @@ def test_killing_the_cli_at_random_moments_then_rerunning_gives_the_same_records
 
 def test_judge_scoring_on_the_runner_matches_the_direct_scorer(tmp_path):
     from genixer.filters import judge_scoring as JS
-    from genixer.models.fuyu.scoring import yes_probability
+    from genixer.models.judging import yes_probability
     from genixer.tasks import get_task
     from genixer.world.base import load_image
 

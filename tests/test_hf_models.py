@@ -220,3 +220,32 @@ def test_a_folder_of_another_kind_is_refused(qwen, tmp_path, change, reason):
     (bad / "config.json").write_text(json.dumps(config | change))
     with pytest.raises(UnsupportedCheckpointError, match=reason):
         check_folder(bad)
+
+
+def test_an_image_the_processor_cannot_take_is_a_counted_failure(qwen, tmp_path):
+    from genixer.pipeline.stages.generate import GENERATIONS, GenerationPredictor, parse_generations
+
+    model, proc = load_model(qwen), load_processor(qwen)
+    good, bad = picture("red"), Image.new("RGB", (2000, 5), "white")  # aspect ratio > 200
+    reqs = [
+        {
+            "id": f"r{i}",
+            "image_id": f"i{i}",
+            "image": f"i{i}.png",
+            "seed": i,
+            "template_id": "t",
+            "instruction": "Write a question and its answer.",
+        }
+        for i in range(2)
+    ]
+    decoding = {"max_new_tokens": 4, "temperature": 1.0}
+    rows = GenerationPredictor(proc, tmp_path, decoding).predict(model, [good, bad], reqs)
+    alone = GenerationPredictor(proc, tmp_path, decoding).predict(model, [good], reqs[:1])
+    assert rows[0] == alone[0]  # the good image's record is as it is in any batch
+    assert rows[1]["raw"] is None and "aspect ratio" in rows[1]["rejected"]
+    with open(tmp_path / GENERATIONS, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    counts = parse_generations(
+        tmp_path, "generic", ["common"], {"generator": "g", "decoding": {}}, {}
+    )
+    assert counts["parse_failure_reasons"]["image_rejected"] == 1

@@ -134,8 +134,8 @@ def generate(
     The last turn of each item must have answer ``None``. ``temperature == 0`` is greedy;
     otherwise row ``i`` is sampled with a generator seeded by ``seeds[i]``, so an item's text
     does not depend on the other items in the batch. A checkpoint's own generation config
-    (:func:`ignored_sampling`) never applies. Stops at the processor's ``eos_id``; returns only the new
-    text, special tokens removed and stripped. ``stats``, if given, gets ``new_tokens``: per
+    (:func:`ignored_sampling`) never applies. Stops at the processor's ``eos_id``; returns
+    only the new text, special tokens removed and stripped. ``stats``, if given, gets ``new_tokens``: per
     item, how many tokens it generated (up to and including ``</s>``). ``phases`` samples
     questions at their own temperature (see :class:`Phases`). ``sampler`` picks the seeded
     sampler (``SAMPLERS``). ``compile=True`` decodes with a static KV cache, which
@@ -163,20 +163,25 @@ def generate(
     processors = LogitsProcessorList()
     if temperature > 0 or phases is not None:
         processors.append(SAMPLERS[sampler](seeds, temperature, top_p, phases=phases))
-    was_training, own = model.training, model.generation_config
-    model.eval()
-    # transformers fills every value left None from the model's own generation_config (a
-    # checkpoint's top_k, repetition_penalty...): blank it, so only ``generate.*`` samples.
-    model.generation_config = GenerationConfig()
-    try:
-        out = model.generate(**batch, generation_config=config, logits_processor=processors)
-    finally:
-        model.train(was_training)
-        model.generation_config = own
+    out = _generate_only_as_told(model, batch, config, processors)
     texts, counts = _decode_new_tokens(processor, out[:, batch["input_ids"].shape[1] :].tolist())
     if stats is not None:
         stats["new_tokens"] = counts
     return texts
+
+
+def _generate_only_as_told(model, batch: dict, config, processors) -> torch.Tensor:
+    """``model.generate`` in eval mode with ``config`` alone: transformers fills every value
+    left None from the model's own generation_config (a checkpoint's top_k,
+    repetition_penalty...), so that one is blanked for the call."""
+    was_training, own = model.training, model.generation_config
+    model.eval()
+    model.generation_config = GenerationConfig()
+    try:
+        return model.generate(**batch, generation_config=config, logits_processor=processors)
+    finally:
+        model.train(was_training)
+        model.generation_config = own
 
 
 # Generation config keys that say nothing about how tokens are chosen.

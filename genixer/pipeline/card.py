@@ -106,13 +106,24 @@ def _json(value) -> str:
     return "`" + json.dumps(_plain(value), sort_keys=True) + "`"
 
 
+def _model_type(folder: str) -> str:
+    config = Path(folder) / "config.json"
+    if not config.is_file():
+        return "its config.json is not readable here"
+    return f"model_type `{json.loads(config.read_text()).get('model_type')}`"
+
+
 def _generator_lines(facts: CardFacts) -> list[str]:
     gen = facts.cfg.generator
-    spec = _plain(gen.model)
-    lines = [
-        f"- architecture: `{gen.name}` built by `{spec.get('_target_')}`",
-        f"- model spec: {_json(spec.get('spec'))}",
-    ]
+    spec = _plain(gen.model) if gen.get("model") is not None else None
+    lines = (
+        [
+            f"- architecture: `{gen.name}` built by `{spec.get('_target_')}`",
+            f"- model spec: {_json(spec.get('spec'))}",
+        ]
+        if spec
+        else [f"- architecture: `{gen.name}`, the checkpoint's own ({_model_type(gen.checkpoint)})"]
+    )
     if gen.get("checkpoint"):
         lines.append(f"- weights: the checkpoint `{gen.checkpoint}`, fine-tuned in this run")
     key = facts.keys.get("train_generator")

@@ -63,9 +63,8 @@ def requests(
 
 
 BACKENDS = ("hf", "vllm")
-# generate.* values that change how fast records come, never what they are: not in the key.
-# (compile: a static cache gives the CPU's tokens exactly; on a GPU it is as batch_size, see
-# docs/user-guide.md, Sampling on a GPU.)
+# generate.* values that change how fast records come, never what they are: not in the key
+# (compile: see docs/user-guide.md, Sampling on a GPU).
 RUNTIME_KEYS = ("batch_size", "num_workers", "compile")
 
 
@@ -80,12 +79,6 @@ def generation_key(gen_cfg: dict) -> dict:
     if key.get("question_temperature") is None:
         key.pop("question_temperature", None)
     return key
-
-
-def _tokenizer_dir(processor, folder: Path) -> Path:
-    out = folder / "vllm-tokenizer"
-    processor.tokenizer.save_pretrained(str(out))
-    return out
 
 
 class GenerationPredictor:
@@ -112,6 +105,19 @@ class GenerationPredictor:
         return Phases(float(qt), [tok.encode(m, add_special_tokens=False) for m in markers])
 
     def predict(self, model, images: list, reqs: list[dict]) -> list[dict]:
+        try:
+            return self._generate(model, images, reqs)
+        except ValueError:  # an image the processor cannot take: the rest still generate
+            rows = []
+            for image, r in zip(images, reqs, strict=True):
+                try:  # a record's text does not depend on its batch: alone is the same
+                    rows += self._generate(model, [image], [r])
+                except ValueError as err:
+                    log.warning("generate: %s rejected by the processor: %s", r["image"], err)
+                    rows.append(dict(r, raw=None, new_tokens=0, rejected=str(err)))
+            return rows
+
+    def _generate(self, model, images: list, reqs: list[dict]) -> list[dict]:
         stats: dict = {}
         texts = generate(
             model,
@@ -173,7 +179,8 @@ def run_generation(
 
         if checkpoint is None:
             raise ValueError("generate.backend=vllm needs the generator's model folder")
-        served = export_for_vllm(checkpoint, _tokenizer_dir(processor, folder), folder / "vllm")
+        processor.tokenizer.save_pretrained(str(folder / "vllm-tokenizer"))
+        served = export_for_vllm(checkpoint, folder / "vllm-tokenizer", folder / "vllm")
         predictor = VllmPredictor(served, world, decoding)
         model, load_model, trainer_cfg = torch.nn.Identity(), None, None  # vLLM owns the GPUs
     return run_sharded(
@@ -200,6 +207,9 @@ def parse_generations(
     records, failures = [], []
     errors: Counter = Counter()  # why oracle-false records are false
     for r in read_jsonl(folder / GENERATIONS):  # complete and sorted by id (merge-checked)
+        if r.get("rejected"):  # the processor could not take the image: nothing generated
+            failures.append(_failure(r, ParseError("image_rejected", r["rejected"])))
+            continue
         try:
             t, turns = parse(r["raw"])
         except ParseError as err:
