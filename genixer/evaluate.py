@@ -17,7 +17,8 @@ Three commands (the first is the default)::
     python -m genixer.evaluate score --benchmark pope --annotations coco_pope_*.json \\
         --answers-file answers.jsonl
 
-MODEL is a project VLM folder (``save_vlm``, a converted original release, or llava-hf);
+MODEL is a project VLM folder (``save_vlm``, a converted original release, or llava-hf), or
+with ``--family hf`` any transformers image-text-to-text chat model (Qwen2.5-VL, ...);
 the tokenizer comes from the model folder unless ``--tokenizer-path`` names another (the
 pipeline keeps it in the collect stage's ``tokenizer/``). Answers are greedy by default.
 A re-run with the same answers file resumes: questions already answered are kept. Rows
@@ -61,6 +62,12 @@ def _parser(command: str) -> argparse.ArgumentParser:
     if command == "run":
         p.add_argument("--model-path", required=True)
         p.add_argument("--tokenizer-path", help="default: the model folder")
+        p.add_argument(
+            "--family",
+            choices=("genixer", "hf"),
+            default="genixer",
+            help="hf: any transformers image-text-to-text chat model (its own processor)",
+        )
         p.add_argument("--question-file", required=True)
         p.add_argument("--image-folder", required=True)
         p.add_argument("--answers-file", required=True)
@@ -162,6 +169,7 @@ def run(args) -> int:
         seed=args.seed,
         device=args.device,
         dtype=args.dtype,
+        family=args.family,
     )
     metrics = {"answering": info, "seconds": round(time.perf_counter() - t0, 2)}
     scored = _score(args, Path(args.answers_file))

@@ -584,3 +584,23 @@ def test_evaluate_end_to_end_on_a_tiny_model(tmp_path, capsys):
         == 0
     )
     assert "metrics:" in capsys.readouterr().out
+
+
+def test_evaluate_answers_with_an_hf_family_folder(tmp_path):
+    from genixer.models.hf import tiny
+
+    model_dir = tiny.build("idefics3", tmp_path / "idefics3")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (40, 30), "red").save(images / "a.jpg")
+    qfile = _jsonl(
+        tmp_path / "q.jsonl",
+        [{"question_id": i, "image": "a.jpg", "text": f"Is there a square? {i}"} for i in range(3)],
+    )
+    answers = tmp_path / "out" / "answers.jsonl"
+    args = ["--family", "hf", "--model-path", str(model_dir), "--question-file", str(qfile)]
+    args += ["--image-folder", str(images), "--answers-file", str(answers)]
+    assert evaluate_main([*args, "--max-new-tokens", "3", "--device", "cpu"]) == 0
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert [str(r["question_id"]) for r in rows] == ["0", "1", "2"]
+    assert all(r["prompt"] and isinstance(r["text"], str) for r in rows)

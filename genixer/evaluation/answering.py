@@ -21,6 +21,7 @@ from genixer.core.images import ImageError, open_rgb, safe_join
 from genixer.core.ledger import SkipLedger
 from genixer.core.record import read_jsonl, stable_seed, write_jsonl
 from genixer.models.generation import generate
+from genixer.models.hf import model as hf
 from genixer.models.llava.model import load_vlm, processor_for
 from genixer.models.tokenizer import load_checkpoint_tokenizer
 
@@ -88,9 +89,15 @@ def _encodable_batch(
     return items, kept
 
 
-def _load_model(model_path: str, tokenizer_path: str | None, device: str, dtype: str):
+def _load_model(
+    model_path: str, tokenizer_path: str | None, device: str, dtype: str, family: str = "genixer"
+):
     """The model in eval mode on ``device``, and its processor (prompts may use the
-    model's whole context; the tokenizer is the checkpoint's unless one is named)."""
+    model's whole context; the tokenizer is the checkpoint's unless one is named). An hf
+    family folder brings its own processor and chat template."""
+    if family == "hf":
+        model = hf.load_model(model_path, dtype=DTYPES[dtype]).to(device).eval()
+        return model, hf.load_processor(model_path)
     model = load_vlm(model_path, dtype=DTYPES[dtype]).to(device).eval()
     tokenizer = load_checkpoint_tokenizer(tokenizer_path or model_path)
     processor = processor_for(
@@ -125,14 +132,17 @@ def answer_questions(
     seed: int = 0,
     device: str = "cpu",
     dtype: str = "float32",
+    family: str = "genixer",
 ) -> dict:
-    """Answer every question of ``question_file``; returns counts for the metrics file."""
+    """Answer every question of ``question_file``; returns counts for the metrics file.
+    ``family``: ``genixer`` (the project's LLaVA / Shikra folders) or ``hf`` (any
+    transformers image-text-to-text chat model, genixer.models.family)."""
     ledger = SkipLedger("evaluate")
     questions = read_questions(question_file, ledger)
     answers_path = Path(answers_file)
     answers_path.parent.mkdir(parents=True, exist_ok=True)
     done = _existing(answers_path, {str(q["question_id"]) for q in questions})
-    model, processor = _load_model(model_path, tokenizer_path, device, dtype)
+    model, processor = _load_model(model_path, tokenizer_path, device, dtype, family)
     model_id = model_id or Path(model_path).name
     todo = [q for q in questions if str(q["question_id"]) not in done]
     t0, new = time.perf_counter(), 0
