@@ -3,7 +3,7 @@
 A stage's folder is its only output; these readers are the one way into the folders of the
 world, collect and vision stages (images by split, the project tokenizer, the pretrained
 tower), and :func:`fit_vlm` / :func:`new_vlm` are the one way a stage trains or starts a
-LLaVA-architecture model.
+LLaVA-architecture model (:func:`fit_dataset`: any model with its own processor).
 """
 
 from __future__ import annotations
@@ -67,6 +67,12 @@ def fit_vlm(
     """Train a LLaVA-architecture model on ``(image, turns)`` examples (one phase)."""
     processor = processor_for(model, tokenizer)
     dataset = EncodedDataset(examples, processor.encode, world)
+    return fit_dataset(ctx, model, processor, dataset, train=train, folder=folder, seed=seed)
+
+
+def fit_dataset(ctx: RunContext, model, processor, dataset, *, train, folder: Path, seed: int):
+    """One training phase of ``model`` on an encoded dataset, batches collated by its
+    ``processor`` (any processor with ``collate(items, padding_side=...)``)."""
     return fit(
         model,
         dataset,
