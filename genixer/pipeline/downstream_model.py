@@ -33,11 +33,25 @@ def downstream_model(ctx: RunContext, inputs: Inputs, seed: int):
         return model, processor_for(model, tokenizer)
     model = load_vlm(d.checkpoint)
     if d.fresh_projector:
-        seed_model_init(seed, "downstream-projector")
-        model.model.multi_modal_projector.apply(model._init_weights)
+        fresh_projector(model, seed)
     tokenizer = load_checkpoint_tokenizer(d.checkpoint)
     max_length = model.config.text_config.max_position_embeddings
     return model, processor_for(model, tokenizer, max_length=max_length)
+
+
+def fresh_projector(model, seed: int) -> None:
+    """Initialise the projector's linear maps anew (normal, the LM's initializer range;
+    zero biases), seeded: LLaVA-1.5's stage 1 starts from a new projector."""
+    import torch
+
+    seed_model_init(seed, "downstream-projector")
+    std = getattr(model.config.text_config, "initializer_range", 0.02)
+    with torch.no_grad():
+        for layer in model.model.multi_modal_projector.modules():
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.normal_(0.0, std)
+                if layer.bias is not None:
+                    layer.bias.zero_()
 
 
 def train_phase(ctx: RunContext, model, processor, dataset, *, train, folder: Path, seed: int):
