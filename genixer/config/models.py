@@ -173,6 +173,7 @@ class DataEntry:
     images: str = optional()  # what the file's ``image`` paths are relative to
     ratio: float = optional()
     count: int = optional()
+    arm: Literal["baseline", "synthetic"] = optional()  # only this arm (export: synthetic)
 
     def check(self, path: str) -> None:
         sources = [k for k in ("world", "export", "file") if given(self, k) is not None]

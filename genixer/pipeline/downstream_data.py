@@ -39,9 +39,11 @@ INDEX_DIR = "data_index"  # under paths.cache_dir: the files' record indexes, sh
 
 
 def arm_entries(ctx: RunContext, key: str, arm: str) -> list[dict]:
-    """The entries of ``downstream.<key>`` an arm uses (the baseline: no export)."""
+    """The entries of ``downstream.<key>`` an arm uses: those for both arms and its own
+    (``arm``); the export only in the synthetic arm."""
     entries = to_plain(ctx.cfg.downstream[key]) or []
-    return [e for e in entries if not (arm == "baseline" and e.get("export"))]
+    own = [e for e in entries if e.get("arm", arm) == arm]
+    return [e for e in own if not (arm == "baseline" and e.get("export"))]
 
 
 def _keyed(entry: dict) -> dict:

@@ -59,7 +59,7 @@ def train_phase(ctx: RunContext, model, processor, dataset, *, train, folder: Pa
     return fit_dataset(ctx, model, processor, dataset, train=train, folder=folder, seed=seed)
 
 
-def evaluate_world(ctx: RunContext, model, processor, world: Path, folder: Path, arm: str):
+def evaluate_world(ctx: RunContext, model, processor, world: Path, folder: Path, *, arm: str):
     """The built-in world's benchmark (its held-out split, as ``downstream.eval`` says)."""
     e = ctx.cfg.downstream.eval
     questions = QUESTION_MAKERS[e.metric](world_splits(world)["benchmark"], e.per_image, ctx.seed)
@@ -78,7 +78,7 @@ def evaluate_world(ctx: RunContext, model, processor, world: Path, folder: Path,
     return result | {"score": result["accuracy"], "metric": e.metric}
 
 
-def evaluate_benchmark(ctx: RunContext, model, processor, entry: dict, folder: Path, arm: str):
+def evaluate_benchmark(ctx: RunContext, model, processor, entry: dict, folder: Path, *, arm: str):
     """One entry of ``downstream.benchmarks`` read from its files: ``(metrics, ledger)``."""
     e = ctx.cfg.downstream.eval
     options = {

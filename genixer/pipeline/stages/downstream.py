@@ -76,10 +76,10 @@ def train_and_evaluate(ctx: RunContext, inputs: Inputs, folder: Path, arm: str) 
     for entry in arm_entries(ctx, "benchmarks", arm):
         label = entry.get("name") or entry["benchmark"]
         if entry["benchmark"] == "world":
-            result = evaluate_world(ctx, model, processor, inputs["world"].path, folder, arm)
+            result = evaluate_world(ctx, model, processor, inputs["world"].path, folder, arm=arm)
             info |= {k: result[k] for k in ("accuracy", "per_category", "questions")}
         else:
-            result, ledger = evaluate_benchmark(ctx, model, processor, entry, folder, arm)
+            result, ledger = evaluate_benchmark(ctx, model, processor, entry, folder, arm=arm)
             ledger.stage = f"downstream_{arm}"
             for row in ledger.rows:
                 row["stage"], row["benchmark"] = ledger.stage, label
