@@ -328,3 +328,31 @@ def test_a_checkpoint_starts_the_model_with_a_fresh_projector(compose_cfg, files
     again, _ = downstream_model(make_context(cfg), {}, 0)
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in new.items())
     assert processor.tokenizer.get_vocab() == tok.get_vocab()
+
+
+def test_the_sweep_report_tables_and_plots_each_benchmark(tmp_path):
+    from genixer.runs.report import markdown
+    from genixer.runs.report_benchmarks import plot_benchmarks
+    from genixer.runs.sweep_jobs import Job, group
+
+    def job(i: int, threshold: str, seed: str, gqa: float) -> Job:
+        m = {"downstream.accuracy": gqa, "wall_seconds": 5.0}
+        for name, syn in (("gqa", gqa), ("pope", 0.8)):
+            m |= {
+                f"downstream.benchmarks.{name}.{k}": v
+                for k, v in (("baseline", 0.5), ("synthetic", syn), ("gain", round(syn - 0.5, 4)))
+            }
+        ov = {"filter.threshold": threshold, "downstream.seed": seed}
+        return Job(f"r{i}", f"job{i}", "FINISHED", ov, m)
+
+    jobs = [job(0, "0.5", "0", 0.6), job(1, "0.5", "1", 0.7), job(2, "0.7", "0", 0.9)]
+    settings, _ = group(jobs)
+    text = markdown("t", "p", "sqlite://", settings, jobs)
+    assert "## Benchmark: gqa" in text and "## Benchmark: pope" in text
+    assert "| filter.threshold=0.5 | 0.500 ± 0.000 | 0.650 ± 0.071 | 0.150 ± 0.071 |" in text
+    assert "| filter.threshold=0.7 | 0.500 | 0.900 | 0.400 |" in text
+    path = plot_benchmarks(settings, jobs, tmp_path / "b.png")
+    assert path.stat().st_size > 5000
+    assert (
+        plot_benchmarks(settings, [Job("r", "j", "FINISHED", {}, {})], tmp_path / "c.png") is None
+    )
