@@ -356,3 +356,78 @@ def test_the_sweep_report_tables_and_plots_each_benchmark(tmp_path):
     assert (
         plot_benchmarks(settings, [Job("r", "j", "FINISHED", {}, {})], tmp_path / "c.png") is None
     )
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+def test_streamed_length_grouped_training_resumes_to_the_uninterrupted_weights(files, tmp_path):
+    """A run killed mid-way over a streamed file (bad records in it) re-runs from its last
+    checkpoint and ends with the weights of a run that was never interrupted."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from genixer.models import build_tokenizer, build_vlm, processor_for
+    from genixer.training.fit import fit
+    from genixer.training.stream import MixedDataset, StreamedFile
+    from tests.conftest import TINY_VLM_SPEC
+
+    spec = TINY_VLM_SPEC | {"max_position_embeddings": 128}
+    tok = build_tokenizer([f"What colour is it? c{i}" for i in range(16)] * 3, vocab_size=300)
+    proc = processor_for(build_vlm(spec, tok), tok)
+    index = index_file(files["mix"], SkipLedger("t"))
+
+    class Killed(MixedDataset):
+        fetches = 0
+
+        def __getitem__(self, i):
+            Killed.fetches += 1
+            if Killed.fetches > 4 * 4:  # during the 5th batch
+                raise Interrupted("killed")
+            return super().__getitem__(i)
+
+    def data(cls=MixedDataset):
+        part = StreamedFile(files["mix"], files["images"], index, pick(len(index), seed=0))
+        return cls([part], proc.encode, SkipLedger("t"))
+
+    trainer = OmegaConf.create(
+        {
+            "_target_": "lightning.Trainer",
+            "accelerator": "cpu",
+            "devices": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_model_summary": False,
+            "enable_progress_bar": False,
+        }
+    )
+    train = {
+        "steps": 7,
+        "batch_size": 4,
+        "lr": 1e-3,
+        "warmup_ratio": 0.0,
+        "trainable": "all",
+        "group_by_length": True,
+    }
+    run = {"train": train, "trainer_cfg": trainer, "seed": 1}
+
+    def model():
+        torch.manual_seed(0)
+        return build_vlm(spec, tok)
+
+    log_dir = tmp_path / "stage" / "logs"
+    with pytest.raises(Interrupted):
+        fit(model(), data(Killed), proc.collate, **run, log_dir=log_dir, checkpoint_every=2)
+    resumed = model()
+    streamed = data()
+    info = fit(resumed, streamed, proc.collate, **run, log_dir=log_dir, checkpoint_every=2)
+    assert info["resumed_from_step"] == 4 and info["steps"] == 7
+    assert info["examples"] == 18 and info["skipped"] == {
+        "image_missing": 1,
+        "image_not_an_image": 1,
+    }
+    straight = model()
+    fit(straight, data(), proc.collate, **run, log_dir=tmp_path / "ref" / "logs")
+    a, b = resumed.state_dict(), straight.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
