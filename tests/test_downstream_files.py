@@ -431,3 +431,67 @@ def test_streamed_length_grouped_training_resumes_to_the_uninterrupted_weights(f
     fit(straight, data(), proc.collate, **run, log_dir=tmp_path / "ref" / "logs")
     a, b = resumed.state_dict(), straight.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_export_streamed_trains_as_the_export_encoded_up_front(tmp_path):
+    """The synthetic arm reads the run's export like any file now: the same examples in the
+    same order, so the built-in world's numbers stay what they were (weights equal)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from genixer.models import build_tokenizer, build_vlm, processor_for
+    from genixer.pipeline.stages.export import LLAVA_JSON, export_llava, read_llava
+    from genixer.sources.shapes import ShapesWorld
+    from genixer.training.data import EncodedDataset
+    from genixer.training.fit import fit
+    from genixer.training.stream import MixedDataset, StreamedFile
+    from tests.conftest import TINY_VLM_SPEC, truth_records
+
+    world = tmp_path / "world"
+    splits = ShapesWorld(seed=0, splits={"pool": 10}).materialize(world)
+    records = truth_records(splits["pool"])
+    export_llava(records, world, tmp_path / "export")
+    entries = read_llava(tmp_path / "export" / LLAVA_JSON)
+    tok = build_tokenizer([q + " " + a for _, _, t in entries for q, a in t] * 2, 300)
+    spec = TINY_VLM_SPEC | {"image_size": 48, "max_position_embeddings": 512}
+    proc = processor_for(build_vlm(spec, tok), tok)
+    by_id = {i.id: i for i in splits["pool"]}
+    before = EncodedDataset(
+        [(by_id[Path(img).stem], turns) for _, img, turns in entries], proc.encode, world
+    )
+    index = index_file(tmp_path / "export" / LLAVA_JSON, SkipLedger("t"))
+    part = StreamedFile(
+        tmp_path / "export" / LLAVA_JSON,
+        tmp_path / "export" / "images",
+        index,
+        pick(len(index), seed=0),
+    )
+    now = MixedDataset([part], proc.encode, SkipLedger("t"))
+    trainer = OmegaConf.create(
+        {
+            "_target_": "lightning.Trainer",
+            "accelerator": "cpu",
+            "devices": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_model_summary": False,
+            "enable_progress_bar": False,
+        }
+    )
+    train = {"steps": 3, "batch_size": 4, "lr": 1e-3, "warmup_ratio": 0.0, "trainable": "all"}
+    weights = []
+    for i, data in enumerate((before, now)):
+        torch.manual_seed(0)
+        model = build_vlm(spec, tok)
+        fit(
+            model,
+            data,
+            proc.collate,
+            train=train,
+            trainer_cfg=trainer,
+            seed=1,
+            log_dir=tmp_path / f"r{i}" / "logs",
+        )
+        weights.append(model.state_dict())
+    assert len(before) == len(now) == 10
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
