@@ -3,6 +3,7 @@ training phases), the task, the downstream arms."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -241,6 +242,8 @@ class BenchmarkEntry:
                 f"{path}.benchmark",
                 f"no loader {self.benchmark!r}; one of world, {', '.join(sorted(BENCHMARKS))}",
             )
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.label):
+            fail(f"{path}.name", f"{self.label!r}: letters, digits, _ and - only (a metric key)")
         files = given(self, "annotations")
         if self.benchmark == "world":
             if files is not None or given(self, "images") is not None:
