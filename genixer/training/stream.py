@@ -155,7 +155,7 @@ def cached_index(path: str | Path, cache_dir: str | Path, ledger: SkipLedger) ->
     own = SkipLedger(ledger.stage)
     index = index_file(path, own)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stem.with_suffix(".tmp.npz")
+    tmp = stem.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process (DDP ranks)
     np.savez(tmp, offsets=index.offsets, sizes=index.sizes, chars=index.chars)
     write_jsonl(rows, own.rows)
     os.replace(tmp, npz)
