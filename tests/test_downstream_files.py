@@ -356,6 +356,9 @@ def test_the_sweep_report_tables_and_plots_each_benchmark(tmp_path):
     assert (
         plot_benchmarks(settings, [Job("r", "j", "FINISHED", {}, {})], tmp_path / "c.png") is None
     )
+    # the built-in world's benchmark alone is the main table's: no extra table or figure
+    world_only = [Job("r", "j", "FINISHED", {}, {"downstream.benchmarks.world.synthetic": 0.5})]
+    assert plot_benchmarks(settings, world_only, tmp_path / "d.png") is None
 
 
 class Interrupted(RuntimeError):

@@ -17,14 +17,15 @@ COLUMNS = ("baseline", "synthetic", "gain")
 
 
 def benchmark_names(jobs: list[Job]) -> list[str]:
-    """The benchmarks the sweep's runs reported, in name order."""
+    """The benchmarks the sweep's runs reported, in name order; none when the built-in
+    world's is the only one (the main table's ``downstream.*`` columns show it already)."""
     names = {
         k[len(PREFIX) : -len(".synthetic")]
         for j in jobs
         for k in j.metrics
         if k.startswith(PREFIX) and k.endswith(".synthetic")
     }
-    return sorted(names)
+    return [] if names <= {"world"} else sorted(names)
 
 
 def benchmark_metrics(jobs: list[Job]) -> list[str]:
