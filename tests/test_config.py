@@ -33,8 +33,8 @@ def targets(node, found=None):
             else:
                 targets(v, found)
     elif OmegaConf.is_list(node):
-        for v in node:
-            targets(v, found)
+        for i in range(len(node)):
+            targets(node._get_node(i), found)  # unresolved: paths may need paper.* values
     return found
 
 

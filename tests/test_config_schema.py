@@ -21,8 +21,10 @@ def options(group: str) -> list[str]:
 
 def required_paths(tmp: Path) -> list[str]:
     """Real folders for the values a config leaves required (the data, the checkpoints)."""
-    for name in ("data", "pool", "gen_ckpt", "judge_ckpt"):
+    for name in ("data", "pool", "gen_ckpt", "judge_ckpt", "ds_ckpt"):
         (tmp / name).mkdir(exist_ok=True)
+    (tmp / "ds_ckpt" / "config.json").write_text("{}")
+    (tmp / "gen_ckpt" / "config.json").write_text("{}")
     return [f"paths.root_dir={tmp}", f"paths.output_dir={tmp}/out"]
 
 
@@ -35,13 +37,35 @@ def paper_paths(tmp: Path) -> list[str]:
     ]
 
 
+def stand_in_downstream_files(cfg) -> None:
+    """Tiny stand-ins at every path the downstream entries name (a one-record LLaVA file,
+    empty annotation files, image folders): the check reads only their first record."""
+    import json
+
+    record = {"id": "0", "image": "x.jpg", "conversations": [{"from": "human", "value": "q"}]}
+    d = cfg.downstream
+    for entry in [*d.pretrain_data, *d.finetune_data]:
+        if entry.get("file"):
+            Path(entry.file).parent.mkdir(parents=True, exist_ok=True)
+            Path(entry.file).write_text(json.dumps([record]))
+            Path(entry.images).mkdir(parents=True, exist_ok=True)
+    for entry in d.benchmarks:
+        for f in entry.get("annotations") or []:
+            Path(f).parent.mkdir(parents=True, exist_ok=True)
+            Path(f).touch()
+        if entry.get("images"):
+            Path(entry.images).mkdir(parents=True, exist_ok=True)
+
+
 def group_overrides(group: str, option: str, tmp: Path) -> list[str]:
     """The override that picks ``option``, plus what that option leaves required."""
     picked = [f"{group}={option}"]
     if (group, option) == ("world", "folder"):
         picked.append(f"world.images={tmp}/pool")
     if (group, option) == ("world", "collection"):
-        picked.append(f"world.root={tmp}/data")
+        # a collection alone has no downstream / benchmark split: a run of it stops before
+        # the downstream arms (or names file entries); reaching them is refused at once
+        picked += [f"world.root={tmp}/data", "stop_after=train_generator"]
     if group == "task" and option not in ("generic", "common", "adv", "mcvqa", "md"):
         picked.insert(0, "generator=shikra")
     if group == "generator" and option == "shikra":
@@ -65,7 +89,10 @@ def test_every_experiment_passes_the_check(compose_cfg, tmp_path, experiment):
     extra = paper_paths(tmp_path) if experiment in PAPER else []
     if experiment.startswith("clip"):
         extra.append("task=rec")  # the CLIP sweeps run on Genixer_S's REC data
+    if experiment == "paper_shikra_350k":
+        extra.append(f"paper.downstream_checkpoint={tmp_path}/ds_ckpt")
     cfg = compose_cfg([*required_paths(tmp_path), f"experiment={experiment}", *extra])
+    stand_in_downstream_files(cfg)
     check_config(cfg)
 
 

@@ -99,7 +99,8 @@ def paper_cfgs() -> dict:
 def test_paper_experiment_composes_and_every_target_takes_its_arguments(paper_cfgs, name):
     cfg = paper_cfgs[name]
     # the local paths are the only values left to give
-    assert missing_keys(cfg) == REQUIRED
+    own = {"paper.downstream_checkpoint"} if name == "paper_shikra_350k" else set()
+    assert missing_keys(cfg) == REQUIRED | own
     checked = []
     for path, node in target_nodes(cfg):
         names, var_kw = accepted(node._target_)
@@ -120,7 +121,10 @@ def test_paper_experiment_composes_and_every_target_takes_its_arguments(paper_cf
         576 if cfg.generator.name == "genixer_l" else 256
     )
     assert cfg.trainer.strategy.stage == 3 and cfg.trainer.precision == "bf16-mixed"
-    assert cfg.stop_after == "export"
+    # the downstream recipes run the whole loop: the arms and the benchmarks too
+    assert cfg.stop_after == (
+        None if name in ("paper_llava_915k", "paper_shikra_350k") else "export"
+    )
 
 
 def test_paper_paths_reach_their_places(compose_cfg):
@@ -161,3 +165,15 @@ def test_paper_recipes_hold_genixer_md_values(paper_cfgs):
 
     sh = paper_cfgs["paper_shikra_350k"]
     assert sh.downstream.eval.metric == "rec" and sh.generator.name == "genixer_s"
+    # one command per table row: the two arms' data and every benchmark of the table
+    data = OmegaConf.to_container(lv.downstream, resolve=False)
+    assert [e.get("export") for e in data["pretrain_data"]] == [True, None]
+    assert data["pretrain_data"][1]["arm"] == "baseline"  # LLaVA-1.5's own stage 1: LCS-558K
+    assert data["finetune_data"][1] == {"export": True, "count": 8000}
+    assert data["checkpoint"] == "${paper.generator_checkpoint}" and data["fresh_projector"]
+    names = [b["benchmark"] for b in data["benchmarks"]]
+    assert names == ["vqav2", "gqa", "vizwiz", "scienceqa", "textvqa", "pope", "mmbench", "seed"]
+    rec = OmegaConf.to_container(sh.downstream.benchmarks, resolve=False)
+    assert {b["benchmark"] for b in rec} == {"rec"} and len(rec) == 8
+    own = OmegaConf.to_container(sh.downstream, resolve=False)
+    assert not own["fresh_projector"] and own["finetune_data"] == []

@@ -3,7 +3,9 @@ training phases), the task, the downstream arms."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from genixer.config.check import at_least, fail, given, optional, within
@@ -30,6 +32,9 @@ def check_family(path: str, family: str, checkpoint: str | None, model) -> None:
         fail(f"{path}.model", "the hf family takes its architecture from the checkpoint: null")
     if family == "genixer" and model is None and not checkpoint:
         fail(f"{path}.model", "needs a tiny model spec or a checkpoint")
+
+
+LABELED_SPLITS = ("downstream", "judge", "collection")
 
 
 def known_tasks(path: str, names: list[str] | None, allowed=TASKS) -> None:
@@ -68,6 +73,7 @@ class TrainPhase(PatchPretrain):
     trainable: TRAINABLE
     weight_decay: float = optional()
     min_lr_ratio: float = optional()
+    group_by_length: bool = optional()  # batches of similar text lengths (LLaVA's recipe)
 
     def check(self, path: str) -> None:
         super().check(path)
@@ -181,17 +187,136 @@ class DownstreamEval:
 
 
 @dataclass(kw_only=True)
+class DataEntry:
+    """One source of downstream training data (``downstream.pretrain_data`` /
+    ``finetune_data``): the world's labeled split, the run's export (the synthetic arm only),
+    or a LLaVA-format training file with its image folder; all of it (file order), a seeded
+    ``ratio`` (2 = each record twice) or a seeded ``count``."""
+
+    world: str = optional()  # a labeled split of the world: downstream
+    export: bool = optional()  # the run's exported synthetic data
+    file: str = optional()  # a LLaVA-format training JSON (or JSON lines)
+    images: str = optional()  # what the file's ``image`` paths are relative to
+    ratio: float = optional()
+    count: int = optional()
+    arm: Literal["baseline", "synthetic"] = optional()  # only this arm (export: synthetic)
+
+    def check(self, path: str) -> None:
+        sources = [k for k in ("world", "export", "file") if given(self, k) is not None]
+        if len(sources) != 1:
+            fail(path, f"needs exactly one of world, export, file; got {sources or 'none'}")
+        if given(self, "export") is False:
+            fail(f"{path}.export", "leave the entry out instead of export: false")
+        if given(self, "world") is not None and self.world not in LABELED_SPLITS:
+            fail(f"{path}.world", f"must be one of {list(LABELED_SPLITS)}, got {self.world!r}")
+        if given(self, "ratio") is not None and given(self, "count") is not None:
+            fail(path, "give ratio or count, not both")
+        at_least(f"{path}.ratio", given(self, "ratio"), 0.0)
+        at_least(f"{path}.count", given(self, "count"), 0)
+        if given(self, "file") is not None:
+            check_llava_file(f"{path}.file", self.file)
+            if given(self, "images") is None or not Path(self.images).is_dir():
+                fail(f"{path}.images", f"no image folder at {given(self, 'images')!r}")
+        elif given(self, "images") is not None:
+            fail(f"{path}.images", "only a file entry takes an image folder")
+
+
+def check_llava_file(path: str, file: str) -> None:
+    """A LLaVA training file: a JSON array (or JSON lines) whose first record is a
+    conversation entry. Its other records are checked as they are indexed (ledgered)."""
+    from genixer.training.stream import BadFileError, scan_records
+
+    if not Path(file).is_file():
+        fail(path, f"no file at {file}")
+    try:
+        first = next(iter(scan_records(file)), None)
+    except OSError as err:
+        fail(path, f"{file} cannot be read: {err}")
+    value = first[2] if first else None
+    if isinstance(value, BadFileError):
+        fail(path, f"{file} is not JSON: {value}")
+    if not isinstance(value, dict) or not isinstance(value.get("conversations"), list):
+        fail(
+            path,
+            f"{file} is not LLaVA's training format (a list of {{id, image, conversations: "
+            "[{from: human, value}, {from: gpt, value}, ...]}}): its first record is "
+            f"{str(value)[:80]!r}",
+        )
+
+
+@dataclass(kw_only=True)
+class BenchmarkEntry:
+    """A benchmark both arms answer: ``world`` (the built-in world's held-out split, scored
+    as ``downstream.eval`` says) or one of ``python -m genixer.evaluate``'s loaders on its own
+    released files (``annotations``), its images under ``images``."""
+
+    benchmark: str
+    name: str = optional()  # its key under summary.json's downstream.benchmarks
+    annotations: list[str] = optional()
+    images: str = optional()
+    split: str = optional()  # ScienceQA's split (test)
+    box_frame: Literal["original", "padded"] = optional()  # REC: the frame of the boxes
+    max_questions: int = optional()  # a seeded subset
+    max_new_tokens: int = optional()  # else downstream.eval's
+
+    def check(self, path: str) -> None:
+        from genixer.evaluation.benchmarks import BENCHMARKS
+
+        if self.benchmark != "world" and self.benchmark not in BENCHMARKS:
+            fail(
+                f"{path}.benchmark",
+                f"no loader {self.benchmark!r}; one of world, {', '.join(sorted(BENCHMARKS))}",
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.label):
+            fail(f"{path}.name", f"{self.label!r}: letters, digits, _ and - only (a metric key)")
+        files = given(self, "annotations")
+        if self.benchmark == "world":
+            if files is not None or given(self, "images") is not None:
+                fail(path, "the world's benchmark takes no annotations or images")
+            return
+        if not files:
+            fail(
+                f"{path}.annotations", f"{self.benchmark} needs {BENCHMARKS[self.benchmark].files}"
+            )
+        for i, f in enumerate(files):
+            if not Path(f).is_file():
+                fail(f"{path}.annotations[{i}]", f"no file at {f}")
+        images = given(self, "images")
+        if self.benchmark != "mmbench" and (images is None or not Path(images).is_dir()):
+            fail(f"{path}.images", f"no image folder at {images!r}")
+        at_least(f"{path}.max_questions", given(self, "max_questions"), 1)
+        at_least(f"{path}.max_new_tokens", given(self, "max_new_tokens"), 1)
+
+    @property
+    def label(self) -> str:
+        return given(self, "name") or self.benchmark
+
+
+@dataclass(kw_only=True)
 class Downstream:
     seed: int
-    model: VlmModel | None  # None: the architecture comes from the checkpoint
-    pretrain: list[TrainPhase]  # on the synthetic data, phase after phase
-    finetune: TrainPhase  # on the small labeled set (both arms)
+    model: VlmModel | None  # None: the architecture comes from the checkpoint (hf family)
+    checkpoint: str | None  # a converted LLaVA-1.5 / Shikra folder (its LM and vision
+    # tower), or with family hf any transformers image-text-to-text chat model folder
+    fresh_projector: bool  # with a checkpoint: a new projector (LLaVA-1.5's stage 1 start)
+    baseline: bool  # false: no baseline arm (no gains)
+    pretrain: list[TrainPhase]  # on pretrain_data, phase after phase
+    finetune: TrainPhase  # on finetune_data (both arms)
+    pretrain_data: list[DataEntry]
+    finetune_data: list[DataEntry]
+    benchmarks: list[BenchmarkEntry]
     eval: DownstreamEval
     small_set_tasks: list[str] | None
     family: FAMILY = optional()
-    checkpoint: str | None = optional()  # the hf family's starting model folder
 
     def check(self, path: str) -> None:
         known_tasks(f"{path}.small_set_tasks", self.small_set_tasks)
-        family = given(self, "family") or "genixer"
-        check_family(path, family, given(self, "checkpoint"), self.model)
+        check_family(path, given(self, "family") or "genixer", self.checkpoint, self.model)
+        if self.checkpoint is not None and not (Path(self.checkpoint) / "config.json").is_file():
+            fail(f"{path}.checkpoint", f"no model folder (config.json) at {self.checkpoint}")
+        if not self.benchmarks:
+            fail(f"{path}.benchmarks", "needs at least one benchmark")
+        labels = [b.label for b in self.benchmarks]
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        if twice:
+            fail(f"{path}.benchmarks", f"names {twice} twice: give each entry its own name")

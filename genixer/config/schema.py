@@ -31,7 +31,12 @@ from genixer.config.check import (
 )
 from genixer.config.filters import FILTERS
 from genixer.config.models import Downstream, Generator, Task
-from genixer.config.worlds import WORLDS, ShapesWorldConfig
+from genixer.config.worlds import (
+    WORLDS,
+    CollectionWorldConfig,
+    FolderWorldConfig,
+    ShapesWorldConfig,
+)
 
 # The phases a run can stop after (``stop_after``), in order; every stage belongs to one.
 PHASES = ("train_generator", "generate", "select", "export", "downstream")
@@ -156,6 +161,34 @@ class RunConfig:
         tasks = self.generator.collection.tasks
         if self.task.name != "generic" and self.task.name not in tasks:
             fail("task.name", f"{self.task.name} is not one of the generator's tasks {tasks}")
+        if self.stop_after in (None, "downstream"):
+            check_world_entries(self.world, self.downstream)
+
+
+def check_world_entries(world: Any, downstream: Downstream) -> None:
+    """The world's splits the downstream entries name must have images: a collection world
+    (alone or under a folder pool) has only its ``collection`` split."""
+    base = world.base if isinstance(world, FolderWorldConfig) else world
+    if isinstance(base, ShapesWorldConfig):
+        sizes = base.splits
+    elif isinstance(base, CollectionWorldConfig):
+        sizes = {"collection": 1}
+    else:
+        return  # a world of your own: its splits are known when it runs
+    named = [
+        (f"downstream.{key}[{i}].world", e.world)
+        for key in ("pretrain_data", "finetune_data")
+        for i, e in enumerate(getattr(downstream, key))
+        if given(e, "world") is not None
+    ]
+    named += [
+        (f"downstream.benchmarks[{i}]", "benchmark")
+        for i, b in enumerate(downstream.benchmarks)
+        if b.benchmark == "world"
+    ]
+    for key, split in named:
+        if not sizes.get(split, 0):
+            fail(key, f"this world has no {split!r} images: use file entries instead")
 
 
 def check_config(cfg: DictConfig) -> Any:

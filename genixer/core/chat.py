@@ -42,3 +42,36 @@ def segments(turns: list[Turn]) -> list[tuple[str, bool]]:
 def prompt(turns: list[Turn]) -> str:
     """The whole conversation as one string (no loss mask)."""
     return "".join(text for text, _ in segments(turns))
+
+
+class ConversationError(ValueError):
+    """A LLaVA-format conversation that cannot be used; ``reason`` is a short code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def llava_turns(conversations: object) -> list[tuple[str, str]]:
+    """``(human, gpt)`` turns of a LLaVA training entry's ``conversations`` (the ``<image>``
+    placeholder removed from the questions); :class:`ConversationError` when they do not
+    alternate human, gpt, ... or a value is not text."""
+    if not isinstance(conversations, list) or len(conversations) < 2:
+        raise ConversationError("no_turns")
+    if len(conversations) % 2:
+        raise ConversationError("bad_roles", f"{len(conversations)} messages (odd)")
+    turns = []
+    for h, g in zip(conversations[0::2], conversations[1::2], strict=True):
+        if not isinstance(h, dict) or not isinstance(g, dict):
+            raise ConversationError("bad_message", "a message is not an object")
+        if h.get("from") != "human" or g.get("from") != "gpt":
+            raise ConversationError("bad_roles", f"{h.get('from')}, {g.get('from')}")
+        q, a = h.get("value"), g.get("value")
+        if not isinstance(q, str) or not isinstance(a, str):
+            raise ConversationError("bad_value", "a message's value is not text")
+        q = q.replace(f"{IMAGE_TOKEN}\n", "").replace(IMAGE_TOKEN, "").strip()
+        if not q or not a.strip():
+            raise ConversationError("empty_text")
+        turns.append((q, a))
+    return turns

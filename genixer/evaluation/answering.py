@@ -139,17 +139,48 @@ def answer_questions(
     transformers image-text-to-text chat model, genixer.models.family)."""
     ledger = SkipLedger("evaluate")
     questions = read_questions(question_file, ledger)
+    model, processor = _load_model(model_path, tokenizer_path, device, dtype, family)
+    return answer_with(
+        model,
+        processor,
+        questions,
+        image_folder=image_folder,
+        answers_file=answers_file,
+        ledger=ledger,
+        model_id=model_id or Path(model_path).name,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+
+
+def answer_with(
+    model,
+    processor,
+    questions: list[dict],
+    *,
+    image_folder: str | Path,
+    answers_file: str | Path,
+    ledger: SkipLedger,
+    model_id: str,
+    batch_size: int = 16,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> dict:
+    """Answer question rows with a model in memory and its processor (anything with
+    ``encode(image, turns, generation=True)`` that :func:`generate` drives); resumable as
+    :func:`answer_questions`, whose counts it returns."""
     answers_path = Path(answers_file)
     answers_path.parent.mkdir(parents=True, exist_ok=True)
     done = _existing(answers_path, {str(q["question_id"]) for q in questions})
-    model, processor = _load_model(model_path, tokenizer_path, device, dtype, family)
-    model_id = model_id or Path(model_path).name
     todo = [q for q in questions if str(q["question_id"]) not in done]
     t0, new = time.perf_counter(), 0
     with open(answers_path, "a") as out:
         for start in range(0, len(todo), batch_size):
             items, kept = _encodable_batch(
-                todo[start : start + batch_size], image_folder, processor, ledger
+                todo[start : start + batch_size], str(image_folder), processor, ledger
             )
             if not items:
                 continue

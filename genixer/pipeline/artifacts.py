@@ -2,8 +2,8 @@
 
 A stage's folder is its only output; these readers are the one way into the folders of the
 world, collect and vision stages (images by split, the project tokenizer, the pretrained
-tower), and :func:`fit_vlm` / :func:`new_vlm` are the one way a stage trains a model (of
-any family) or starts a tiny LLaVA-architecture one.
+tower), and :func:`fit_vlm` / :func:`fit_dataset` / :func:`new_vlm` are the one way a stage
+trains a model (of any family, through its processor) or starts a tiny LLaVA-architecture one.
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ def fit_vlm(
     """Train a model of any family on ``(image, turns)`` examples through its processor
     (one phase)."""
     dataset = EncodedDataset(examples, processor.encode, world)
+    return fit_dataset(ctx, model, processor, dataset, train=train, folder=folder, seed=seed)
+
+
+def fit_dataset(ctx: RunContext, model, processor, dataset, *, train, folder: Path, seed: int):
+    """One training phase of ``model`` on an encoded dataset, batches collated by its
+    ``processor`` (any processor with ``collate(items, padding_side=...)``)."""
     return fit(
         model,
         dataset,

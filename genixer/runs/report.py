@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from genixer.runs.report_auroc import plot_gain_against_auroc
+from genixer.runs.report_benchmarks import benchmark_metrics, benchmark_tables, plot_benchmarks
 from genixer.runs.sweep_jobs import Job, Setting, group, load_jobs, mean_std, stage_times
 from genixer.runs.sweep_record import read_sweep_record
 from genixer.runs.tracking import SWEEP_ID_TAG, default_tracking_uri
@@ -108,6 +109,7 @@ def markdown(
     ]
     if unknown:
         lines.append(f"Re-used in every job, so left out of the estimate: {', '.join(unknown)}.")
+    lines += benchmark_tables(settings, jobs)
     if empty_cache_seconds is not None and actual > 0:
         n = len([j for j in jobs if j.status == "FINISHED"])
         lines.append(
@@ -188,7 +190,7 @@ def _report_data(
                 "metrics": {
                     m: dict(zip(("mean", "std"), mean_std(s.values(m)), strict=True))
                     | {"values": s.values(m)}
-                    for m in METRICS
+                    for m in METRICS + benchmark_metrics(jobs)
                     if s.values(m)
                 },
             }
@@ -244,6 +246,8 @@ def make_report(
     plot(settings, varying, jobs, paths["plot"])
     if plot_gain_against_auroc(settings, out_dir / "report_auroc.png") is not None:
         paths["auroc_plot"] = out_dir / "report_auroc.png"
+    if plot_benchmarks(settings, jobs, out_dir / "report_benchmarks.png") is not None:
+        paths["benchmarks_plot"] = out_dir / "report_benchmarks.png"
     data = _report_data(parent_run_id, varying, settings, jobs)
     paths["json"].write_text(json.dumps(data, indent=2))
     if log_to_parent:

@@ -1,5 +1,6 @@
-"""Instruction data for Lightning: (image, conversation) examples encoded once, collated
-by the model's own processor."""
+"""Instruction data for Lightning: (image, conversation) examples encoded once (or read on
+demand: :mod:`genixer.training.stream`), collated by the model's own processor; batches in
+a seeded order, optionally grouped by length, that a resumed run replays."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class EncodedDataset(Dataset):
         root: str | Path,
     ) -> None:
         self.items: list[dict] = []
+        self.lengths: list[int] = []  # text characters: the cheap length of length grouping
         self.skipped: dict[str, int] = {}
         images: dict[str, object] = {}
         for img, payload in examples:
@@ -38,6 +40,7 @@ class EncodedDataset(Dataset):
                 images[img.id] = load_image(root, img)
             try:
                 self.items.append(encode(images[img.id], payload))
+                self.lengths.append(len(str(payload)))
             except ValueError as err:
                 reason = "too_long" if "length" in str(err) else "encode_error"
                 self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -52,13 +55,19 @@ class EncodedDataset(Dataset):
 
 class InstructionDataModule(L.LightningDataModule):
     def __init__(
-        self, dataset: EncodedDataset, collate, batch_size: int = 32, seed: int = 0
+        self,
+        dataset: EncodedDataset,
+        collate,
+        batch_size: int = 32,
+        seed: int = 0,
+        group_by_length: bool = False,
     ) -> None:
         super().__init__()
         self.dataset = dataset
         self.collate = collate
         self.batch_size = batch_size
         self.seed = seed
+        self.group_by_length = group_by_length
 
     def train_dataloader(self) -> DataLoader:
         """Seeded shuffling that a restored run continues exactly where it stopped (see
@@ -70,7 +79,13 @@ class InstructionDataModule(L.LightningDataModule):
         n = len(self.dataset)
         drop_last = (n if world == 1 else n // world) > self.batch_size
         sampler = ReplaySampler(
-            n, self.seed, rank=rank, world=world, batch_size=self.batch_size, drop_last=drop_last
+            n,
+            self.seed,
+            rank=rank,
+            world=world,
+            batch_size=self.batch_size,
+            drop_last=drop_last,
+            lengths=list(self.dataset.lengths) if self.group_by_length else None,
         )
         if trainer is not None and trainer.global_step > 0:
             nb = batches_per_epoch(len(sampler), self.batch_size, drop_last)

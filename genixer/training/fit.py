@@ -36,7 +36,8 @@ def fit(
     """Train ``model`` in place for ``train["steps"]`` optimizer steps.
 
     ``train`` (a phase of the config): steps, batch_size, lr, warmup_ratio, trainable, and
-    optionally weight_decay and min_lr_ratio (else the module's recipe values).
+    optionally weight_decay and min_lr_ratio (else the module's recipe values) and
+    group_by_length (batches of similar lengths; ``dataset.lengths`` estimates them).
     Returns counts for the stage's manifest.
 
     ``checkpoint_every > 0`` saves ``<log_dir>/checkpoints/last.ckpt`` every that many steps
@@ -55,7 +56,11 @@ def fit(
         **optional,
     )
     data = InstructionDataModule(
-        dataset, partial(collate, padding_side="right"), train["batch_size"], seed
+        dataset,
+        partial(collate, padding_side="right"),
+        train["batch_size"],
+        seed,
+        group_by_length=bool(train.get("group_by_length", False)),
     )
     info = fit_module(
         module,

@@ -44,6 +44,7 @@ class ReplaySampler(Sampler[int]):
         world: int = 1,
         batch_size: int = 1,
         drop_last: bool = False,
+        lengths: list[int] | None = None,
     ) -> None:
         if n < 1:
             raise ValueError("no examples to sample")
@@ -51,6 +52,8 @@ class ReplaySampler(Sampler[int]):
         self.seed = int(seed)
         self.rank = rank
         self.world = world
+        self.batch_size = batch_size
+        self.lengths = lengths  # given: batches of similar lengths (length_grouped)
         # A seeded RandomSampler run to its end draws one more (empty) permutation; it runs
         # to its end only when the epoch's last batch is a partial one.
         self.exhausts = not drop_last and len(self) % batch_size != 0
@@ -67,6 +70,9 @@ class ReplaySampler(Sampler[int]):
             if e < epoch and self.exhausts:
                 torch.randperm(self.n, generator=g)
         order = perm.tolist()
+        if self.lengths is not None:
+            group = self.batch_size * self.world
+            order = length_grouped(order, self.lengths, group, self.seed * 1009 + epoch)
         if self.world > 1:
             order = order[self.rank :: self.world][: self.n // self.world]
         return order
@@ -81,6 +87,34 @@ class ReplaySampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n if self.world == 1 else self.n // self.world
+
+
+MEGA_BATCHES = 50  # batches sorted together by length (as transformers' grouping does)
+
+
+def length_grouped(order: list[int], lengths, group: int, seed: int) -> list[int]:
+    """``order`` rearranged so that each run of ``group`` indices (one step's batches, all
+    ranks) holds examples of similar length: mega-batches of up to 50 steps are sorted by
+    length, the steps then shuffled with ``seed`` (the longest first, so memory runs out at
+    once if it will). The idea of LLaVA's ``group_by_modality_length``; a pure function of
+    its arguments, so a resumed run replays it."""
+    mega = group * max(1, min(MEGA_BATCHES, len(order) // (group * 4) or 1))
+    steps: list[list[int]] = []
+    for start in range(0, len(order), mega):
+        block = sorted(order[start : start + mega], key=lambda i: -lengths[i])
+        steps.extend(block[k : k + group] for k in range(0, len(block), group))
+    if len(steps) < 2:
+        return [i for s in steps for i in s]
+    g = torch.Generator().manual_seed(int(seed))
+    full = [k for k in range(len(steps)) if len(steps[k]) == group]
+    # a partial step (the epoch's end) stays last, where a DataLoader drops or shortens it
+    tail = [k for k in range(len(steps)) if len(steps[k]) < group]
+    if full:
+        longest = max(full, key=lambda k: lengths[steps[k][0]])
+        rest = [k for k in full if k != longest]
+        full = [longest] + [rest[int(k)] for k in torch.randperm(len(rest), generator=g)]
+    ordered = full + tail
+    return [i for k in ordered for i in steps[k]]
 
 
 class ResumableLoader(DataLoader):

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from genixer.core.boxes import denormalize
-from genixer.core.chat import IMAGE_TOKEN
+from genixer.core.chat import IMAGE_TOKEN, llava_turns
 from genixer.core.ledger import count_ledger, read_ledgers
 from genixer.core.record import Record, read_records, write_jsonl
 from genixer.filters.base import read_scores
@@ -57,21 +57,10 @@ def export_llava(records: list[Record], world_root: Path, folder: Path) -> dict:
 
 def read_llava(path: Path) -> list[tuple[str, str, list[tuple[str, str]]]]:
     """``(id, image, turns)`` from a LLaVA training JSON (our export or anyone's)."""
-    out = []
-    for e in json.loads(Path(path).read_text()):
-        conv = e["conversations"]
-        turns = []
-        for h, g in zip(conv[0::2], conv[1::2], strict=False):
-            if h["from"] != "human" or g["from"] != "gpt":
-                raise ValueError(f"entry {e.get('id')}: turns must alternate human/gpt")
-            turns.append(
-                (
-                    h["value"].replace(f"{IMAGE_TOKEN}\n", "").replace(IMAGE_TOKEN, "").strip(),
-                    g["value"],
-                )
-            )
-        out.append((e["id"], e["image"], turns))
-    return out
+    return [
+        (e["id"], e["image"], llava_turns(e["conversations"]))
+        for e in json.loads(Path(path).read_text())
+    ]
 
 
 def export_shikra_rec(
