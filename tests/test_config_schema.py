@@ -71,7 +71,7 @@ def group_overrides(group: str, option: str, tmp: Path) -> list[str]:
     if group == "generator" and option == "shikra":
         picked.append("task=rec")
     if (group, option) in (("generator", "hf"), ("downstream", "hf"), ("filter", "vlm_judge")):
-        picked.append(f"{group}.checkpoint={tmp}/hf_ckpt")  # the hf family's required folder
+        picked.append(f"{group}.checkpoint={tmp}/ds_ckpt")  # the hf family's required folder
     return picked
 
 

@@ -64,10 +64,9 @@ def fresh_projector(model, seed: int) -> None:
     roles = parameter_roles(model)
     with torch.no_grad():
         for name, layer in model.named_modules():
-            projector = all(
-                roles[f"{name}.{p}"] == "projector" for p, _ in layer.named_parameters()
-            )
-            if isinstance(layer, torch.nn.Linear) and projector:
+            if not isinstance(layer, torch.nn.Linear):
+                continue
+            if all(roles[f"{name}.{p}"] == "projector" for p, _ in layer.named_parameters()):
                 layer.weight.normal_(0.0, std)
                 if layer.bias is not None:
                     layer.bias.zero_()
