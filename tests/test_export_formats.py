@@ -3,6 +3,7 @@ shards the datasets library reads back with every field, and the dataset card.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def exported(tiny_run, tmp_path_factory):
     from tests.conftest import CONF
 
     tmp = tmp_path_factory.mktemp("export")
+    (tmp / "model").mkdir()  # the trained generator's weights, as train_generator leaves them
+    (tmp / "model" / "model.safetensors").write_bytes(b"generator weights")
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", [*tiny_overrides(tmp, "oracle"), "export.formats=[llava,hf]"])
     summary = json.loads(tiny_run.read_text())
@@ -116,7 +119,9 @@ def test_the_dataset_card_says_where_the_data_came_from(exported):
     card = DatasetCard(text)  # the Hub's own parser reads the header
     assert card.data.license == "other" and "n<1K" in card.data.size_categories
     n_kept = len(_kept(summary))
+    weights = hashlib.sha256(b"model.safetensors" + b"generator weights").hexdigest()
     for said in (
+        f"sha256: `{weights}`",
         "## Generator",
         "build_vlm",
         "cache key `key-train_generator`",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -39,3 +41,18 @@ def plain(obj: object) -> object:
 def config_hash(obj: object) -> str:
     blob = json.dumps(plain(obj), sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def weights_sha256(folder: str | os.PathLike) -> str | None:
+    """sha256 over a model folder's safetensors files (sorted by name, streamed): what names
+    the exact weights that wrote a dataset. None for a folder without them."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -49,6 +49,7 @@ class CardFacts:
     skipped: dict[str, dict[str, int]]  # stage -> reason -> count (the skip ledgers)
     formats: list[str]
     files: dict[str, str] = field(default_factory=dict)  # format -> its file(s), relative
+    weights: str | None = None  # sha256 of the generator's safetensors (the model that wrote)
 
 
 def size_category(n: int) -> str:
@@ -128,6 +129,8 @@ def _generator_lines(facts: CardFacts) -> list[str]:
         lines.append(f"- weights: the checkpoint `{gen.checkpoint}`, fine-tuned in this run")
     key = facts.keys.get("train_generator")
     lines.append(f"- trained generator: stage `train_generator`, cache key `{key}`")
+    if facts.weights:
+        lines.append(f"- the generator's weights (safetensors), sha256: `{facts.weights}`")
     coll = gen.collection
     lines += [
         f"- instruction tasks: {_json(coll.tasks)}; samples per image {_json(coll.share)}",

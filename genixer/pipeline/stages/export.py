@@ -15,6 +15,7 @@ from PIL import Image
 
 from genixer.core.boxes import denormalize
 from genixer.core.chat import IMAGE_TOKEN, llava_turns
+from genixer.core.hashing import weights_sha256
 from genixer.core.ledger import count_ledger, read_ledgers
 from genixer.core.record import Record, read_records, write_jsonl
 from genixer.filters.base import read_scores
@@ -110,6 +111,9 @@ def _card_facts(ctx: RunContext, inputs: Inputs, kept: list[Record], files: dict
         skipped={s: dict(sorted(c.items())) for s, c in sorted(by_stage.items())},
         formats=list(ctx.cfg.export.formats),
         files=files,
+        weights=weights_sha256(inputs["train_generator"].path / "model")
+        if "train_generator" in inputs
+        else None,
     )
 
 
