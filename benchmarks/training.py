@@ -27,15 +27,15 @@ from genixer.core.build import to_plain
 from genixer.pipeline.stages import collect as C
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
-from genixer.training.module import TRAINABLE
+from genixer.training.roles import trainable_names
 
 
 def plain_loop(model, dataset, collate, train_cfg: dict, seed: int) -> float:
     """The loop a user writes by hand; returns steps/s over its ``steps`` steps."""
     torch.manual_seed(seed)
-    trainable = TRAINABLE[train_cfg.get("trainable", "all")]
+    trained = trainable_names(model, train_cfg.get("trainable", "all"))
     for name, p in model.named_parameters():
-        p.requires_grad_(trainable(name))
+        p.requires_grad_(name in trained)
     model.freeze_unused_parameters()
     steps = int(train_cfg["steps"])
     opt = torch.optim.AdamW(
