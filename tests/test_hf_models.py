@@ -249,3 +249,20 @@ def test_an_image_the_processor_cannot_take_is_a_counted_failure(qwen, tmp_path)
         tmp_path, "generic", ["common"], {"generator": "g", "decoding": {}}, {}
     )
     assert counts["parse_failure_reasons"]["image_rejected"] == 1
+
+
+def test_a_fresh_projector_renews_only_the_projector(qwen):
+    from genixer.pipeline.downstream_model import fresh_projector
+
+    model = load_model(qwen)
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    fresh_projector(model, seed=3)
+    roles = parameter_roles(model)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    linear = {
+        f"{name}.weight"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and roles[f"{name}.weight"] == "projector"
+    }
+    assert changed and changed <= {n for n, r in roles.items() if r == "projector"}
+    assert linear <= changed  # Qwen2-VL's merger: found inside the vision encoder
