@@ -6,9 +6,23 @@ import os
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
+# One CPU process, nothing logged or saved: the trainer of tests that call fit directly.
+CPU_TRAINER = OmegaConf.create(
+    {
+        "_target_": "lightning.Trainer",
+        "accelerator": "cpu",
+        "devices": 1,
+        "precision": "32-true",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "enable_progress_bar": False,
+    }
+)
 
 TINY_VLM = [
     "generator.model.spec.vision_hidden=32",

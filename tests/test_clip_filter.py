@@ -24,6 +24,7 @@ from genixer.models.clip.model import (
 from genixer.models.clip.scorer import CropScorer
 from genixer.models.clip.train import ContrastiveModule, collate_pairs, contrastive_loss, train_clip
 from genixer.training.resume import LAST, checkpoint_step
+from tests.conftest import CPU_TRAINER
 
 SPEC = {
     "embed_dim": 32,
@@ -38,18 +39,7 @@ SPEC = {
     "context_length": 16,
     "vocab_size": 49408,
 }
-TRAINER = OmegaConf.create(
-    {
-        "_target_": "lightning.Trainer",
-        "accelerator": "cpu",
-        "devices": 1,
-        "precision": "32-true",
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_model_summary": False,
-        "enable_progress_bar": False,
-    }
-)
+TRAINER = CPU_TRAINER
 COLORS = {
     "red": (220, 30, 30),
     "green": (30, 200, 40),

@@ -17,7 +17,7 @@ from genixer.config.schema import check_config
 from genixer.core.ledger import SkipLedger
 from genixer.training.resume import ReplaySampler, length_grouped
 from genixer.training.stream import index_file, pick, scan_records
-from tests.conftest import TINY_VLM
+from tests.conftest import CPU_TRAINER, TINY_VLM
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 N_IMAGES = 24
@@ -369,7 +369,6 @@ def test_streamed_length_grouped_training_resumes_to_the_uninterrupted_weights(f
     """A run killed mid-way over a streamed file (bad records in it) re-runs from its last
     checkpoint and ends with the weights of a run that was never interrupted."""
     import torch
-    from omegaconf import OmegaConf
 
     from genixer.models import build_tokenizer, build_vlm, processor_for
     from genixer.training.fit import fit
@@ -394,17 +393,7 @@ def test_streamed_length_grouped_training_resumes_to_the_uninterrupted_weights(f
         part = StreamedFile(files["mix"], files["images"], index, pick(len(index), seed=0))
         return cls([part], proc.encode, SkipLedger("t"))
 
-    trainer = OmegaConf.create(
-        {
-            "_target_": "lightning.Trainer",
-            "accelerator": "cpu",
-            "devices": 1,
-            "logger": False,
-            "enable_checkpointing": False,
-            "enable_model_summary": False,
-            "enable_progress_bar": False,
-        }
-    )
+    trainer = CPU_TRAINER  # precision 32-true: the CPU's default
     train = {
         "steps": 7,
         "batch_size": 4,
@@ -440,7 +429,6 @@ def test_the_export_streamed_trains_as_the_export_encoded_up_front(tmp_path):
     """The synthetic arm reads the run's export like any file now: the same examples in the
     same order, so the built-in world's numbers stay what they were (weights equal)."""
     import torch
-    from omegaconf import OmegaConf
 
     from genixer.models import build_tokenizer, build_vlm, processor_for
     from genixer.pipeline.stages.export import LLAVA_JSON, export_llava, read_llava
@@ -470,17 +458,7 @@ def test_the_export_streamed_trains_as_the_export_encoded_up_front(tmp_path):
         pick(len(index), seed=0),
     )
     now = MixedDataset([part], proc.encode, SkipLedger("t"))
-    trainer = OmegaConf.create(
-        {
-            "_target_": "lightning.Trainer",
-            "accelerator": "cpu",
-            "devices": 1,
-            "logger": False,
-            "enable_checkpointing": False,
-            "enable_model_summary": False,
-            "enable_progress_bar": False,
-        }
-    )
+    trainer = CPU_TRAINER  # precision 32-true: the CPU's default
     train = {"steps": 3, "batch_size": 4, "lr": 1e-3, "warmup_ratio": 0.0, "trainable": "all"}
     weights = []
     for i, data in enumerate((before, now)):

@@ -10,7 +10,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from genixer.models import build_tokenizer, build_vlm, processor_for
@@ -23,21 +22,10 @@ from genixer.training.resume import (
     drop_checkpoints,
     last_checkpoint,
 )
-from tests.conftest import TINY_VLM_SPEC
+from tests.conftest import CPU_TRAINER, TINY_VLM_SPEC
 
 SPEC = TINY_VLM_SPEC | {"max_position_embeddings": 128}
-TRAINER = OmegaConf.create(
-    {
-        "_target_": "lightning.Trainer",
-        "accelerator": "cpu",
-        "devices": 1,
-        "precision": "32-true",
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_model_summary": False,
-        "enable_progress_bar": False,
-    }
-)
+TRAINER = CPU_TRAINER
 N, BATCH, STEPS, SEED = 12, 4, 8, 3  # 3 batches an epoch: the run crosses two epoch ends
 TRAIN = {"steps": STEPS, "batch_size": BATCH, "lr": 1e-3, "warmup_ratio": 0.03, "trainable": "all"}
 RUN = {"train": TRAIN, "trainer_cfg": TRAINER, "seed": SEED}

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 from genixer.models.generation import generate, ignored_sampling
@@ -22,25 +21,16 @@ from genixer.models.hf.model import (
     load_model,
     load_processor,
 )
-from genixer.models.hf.processor import IGNORE_INDEX
 from genixer.models.judging import yes_probability
+from genixer.models.processor import IGNORE_INDEX
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
 from genixer.training.roles import parameter_roles, trainable_names
 from genixer.world.base import WorldImage
+from tests.conftest import CPU_TRAINER
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "llava_onevision", "idefics3", "llava"]
 TURNS = [("What color is the circle?", "red"), ("How many squares are there?", "2")]
-TRAINER = {
-    "_target_": "lightning.Trainer",
-    "accelerator": "cpu",
-    "devices": 1,
-    "precision": "32-true",
-    "logger": False,
-    "enable_checkpointing": False,
-    "enable_model_summary": False,
-    "enable_progress_bar": False,
-}
 
 
 def picture(color: str, size: int = 48) -> Image.Image:
@@ -114,7 +104,7 @@ def test_a_few_training_steps_lower_the_loss(folder, tmp_path):
         dataset,
         proc.collate,
         train=train,
-        trainer_cfg=OmegaConf.create(TRAINER),
+        trainer_cfg=CPU_TRAINER,
         seed=0,
         log_dir=tmp_path / "logs",
     )

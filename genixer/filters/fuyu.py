@@ -14,9 +14,9 @@ from pathlib import Path
 
 from genixer.core.build import build
 from genixer.core.record import Record
-from genixer.filters.base import SCORES, Filter, FilterEnv, read_scores, score_quality
+from genixer.filters.base import Filter, FilterEnv
 from genixer.filters.judge_data import training_examples
-from genixer.filters.judge_scoring import score_records
+from genixer.filters.judge_scoring import judge_records
 from genixer.models.fuyu.model import JudgePatchFeatures, load_judge, save_judge
 from genixer.models.fuyu.processor import JudgeProcessor
 from genixer.models.tokenizer import tokenizer_at
@@ -118,18 +118,14 @@ class FuyuFilter(Filter):
     def score(self, env: FilterEnv, trained: Path, records: list[Record], folder: Path) -> dict:
         model = load_judge(trained / "model")
         processor = JudgeProcessor.for_model(model, tokenizer_at(trained / "model", env.tokenizer))
-        info = score_records(  # sharded and resumable, on trainer.devices x num_nodes
+        return judge_records(
             model,
             processor,
             records,
-            world=env.world,
-            folder=folder,
-            out_name=SCORES,
+            env,
+            folder,
             mode=self.score_mode,
             batch_size=self.batch_size,
-            seed=env.seed,
             renormalize=self.renormalize,
-            trainer_cfg=env.trainer,
             checkpoint=trained / "model",
         )
-        return score_quality(records, read_scores(folder)) | info

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from genixer.core.record import Record, stable_seed
+from genixer.filters.base import SCORES, read_scores, score_quality
 from genixer.models.fuyu.model import load_judge
 from genixer.models.fuyu.scoring import sampled_score
 from genixer.models.judging import yes_probability
@@ -64,6 +65,25 @@ class JudgePredictor:
             {"id": r["id"], "score": float(min(s)) if s else None}
             for r, s in zip(reqs, scores, strict=True)
         ]
+
+
+def judge_records(model, processor, records: list[Record], env, folder: Path, **kw) -> dict:
+    """A judge filter's ``score``: every record scored (sharded and resumable, on
+    trainer.devices x num_nodes) into ``folder/scores.jsonl``, then the judge's quality
+    against the oracle. ``kw``: :func:`score_records`' mode, batch_size, renormalize,
+    checkpoint and load."""
+    info = score_records(
+        model,
+        processor,
+        records,
+        world=env.world,
+        folder=folder,
+        out_name=SCORES,
+        seed=env.seed,
+        trainer_cfg=env.trainer,
+        **kw,
+    )
+    return score_quality(records, read_scores(folder)) | info
 
 
 def score_records(

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from genixer.core.build import to_plain
 from genixer.core.record import Record
-from genixer.filters.base import SCORES, Filter, FilterEnv, read_scores, score_quality
+from genixer.filters.base import Filter, FilterEnv
 from genixer.filters.judge_data import training_examples
-from genixer.filters.judge_scoring import score_records
+from genixer.filters.judge_scoring import judge_records
 from genixer.models.family import FAMILIES
 from genixer.training.data import EncodedDataset
 from genixer.training.fit import fit
@@ -79,19 +79,15 @@ class VlmJudgeFilter(Filter):
     def score(self, env: FilterEnv, trained: Path, records: list[Record], folder: Path) -> dict:
         model = HF.load(trained / "model")
         processor = HF.processor(model, trained / "model")
-        info = score_records(  # sharded and resumable, on trainer.devices x num_nodes
+        return judge_records(
             model,
             processor,
             records,
-            world=env.world,
-            folder=folder,
-            out_name=SCORES,
+            env,
+            folder,
             mode="p_yes",
             batch_size=self.batch_size,
-            seed=env.seed,
             renormalize=self.renormalize,
-            trainer_cfg=env.trainer,
             checkpoint=trained / "model",
             load=HF.load,
         )
-        return score_quality(records, read_scores(folder)) | info

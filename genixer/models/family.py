@@ -16,7 +16,7 @@ from pathlib import Path
 
 from genixer.models.hf import model as hf
 from genixer.models.llava.model import load_vlm, processor_for, save_vlm
-from genixer.models.tokenizer import save_tokenizer, tokenizer_at
+from genixer.models.tokenizer import load_checkpoint_tokenizer, save_tokenizer, tokenizer_at
 from genixer.models.weights import copy_checkpoint, weight_files
 
 
@@ -38,6 +38,12 @@ class GenixerFamily:
         project tokenizer built from the collection."""
         return processor_for(model, tokenizer_at(folder, project_tokenizer))
 
+    def checkpoint_processor(self, model, folder: str | os.PathLike):
+        """A real checkpoint's processor: its own tokenizer (never the project's), prompts
+        up to the model's whole context."""
+        max_length = model.config.text_config.max_position_embeddings
+        return processor_for(model, load_checkpoint_tokenizer(folder), max_length=max_length)
+
     def save(self, model, processor, folder: Path, project_tokenizer) -> None:
         save_vlm(model, folder)
         if processor.tokenizer is not project_tokenizer:
@@ -57,6 +63,9 @@ class HfFamily:
         return hf.load_model(folder)
 
     def processor(self, model, folder: str | os.PathLike, project_tokenizer=None):
+        return hf.load_processor(folder)
+
+    def checkpoint_processor(self, model, folder: str | os.PathLike):
         return hf.load_processor(folder)
 
     def save(self, model, processor, folder: Path, project_tokenizer=None) -> None:

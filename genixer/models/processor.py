@@ -24,6 +24,19 @@ from genixer.core.chat import BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN, Turn
 IGNORE_INDEX = -100
 
 
+def check_batch(items: list[dict], padding_side: str) -> bool:
+    """Refuse a batch no processor can collate; True when its items carry labels (all of
+    them: a mix raises)."""
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
+    has_labels = ["labels" in it for it in items]
+    if any(has_labels) and not all(has_labels):
+        raise ValueError("either all items have labels or none")
+    return all(has_labels)
+
+
 class ChatProcessor:
     """Turn ``(image, turns)`` into token ids, loss labels and a normalized pixel tensor.
 
@@ -163,18 +176,12 @@ class ChatProcessor:
         ``padding_side="left"`` is for generation (every row ends at its last prompt token).
         ``labels`` is in the batch only when the items have labels (all or none of them).
         """
-        if not items:
-            raise ValueError("cannot collate an empty batch")
-        if padding_side not in ("left", "right"):
-            raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
-        has_labels = ["labels" in it for it in items]
-        if any(has_labels) and not all(has_labels):
-            raise ValueError("either all items have labels or none")
+        labelled = check_batch(items, padding_side)
         width = max(len(it["input_ids"]) for it in items)
         n = len(items)
         input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((n, width), dtype=torch.long)
-        labels = torch.full((n, width), IGNORE_INDEX, dtype=torch.long) if all(has_labels) else None
+        labels = torch.full((n, width), IGNORE_INDEX, dtype=torch.long) if labelled else None
         for row, it in enumerate(items):
             length = len(it["input_ids"])
             span = slice(width - length, width) if padding_side == "left" else slice(0, length)

@@ -39,6 +39,16 @@ def pickle_refusal(directory: str | os.PathLike, pickles: list[str]) -> PickleOn
     )
 
 
+def require_every_weight(directory: str | os.PathLike, info: dict) -> None:
+    """Raise when ``from_pretrained``'s loading info shows a missing, unexpected or
+    mismatched weight: a model must never run with randomly initialised layers."""
+    bad = {k: sorted(v)[:6] for k, v in info.items() if k != "error_msgs" and v}
+    if bad or info.get("error_msgs"):
+        raise ValueError(
+            f"{directory}: weights do not match the model: {bad or info['error_msgs']}"
+        )
+
+
 def weight_files(directory: str | os.PathLike) -> list[Path]:
     """The safetensors files of a checkpoint folder (the index's shards, in index order).
 

@@ -16,7 +16,6 @@ from genixer.evaluation.suite import evaluate_files
 from genixer.evaluation.world_benchmark import ANSWERS, QUESTION_MAKERS, QUESTIONS, evaluate_vqa
 from genixer.models.family import family
 from genixer.models.llava.model import processor_for
-from genixer.models.tokenizer import load_checkpoint_tokenizer
 from genixer.pipeline.artifacts import fit_dataset, new_vlm, project_tokenizer, world_splits
 from genixer.pipeline.stage import Inputs, RunContext
 from genixer.training.fit import seed_model_init
@@ -39,11 +38,7 @@ def downstream_model(ctx: RunContext, inputs: Inputs, seed: int):
     model = kind.load(d.checkpoint)
     if d.fresh_projector:
         fresh_projector(model, seed)
-    if kind.name == "hf":
-        return model, kind.processor(model, d.checkpoint)
-    tokenizer = load_checkpoint_tokenizer(d.checkpoint)
-    max_length = model.config.text_config.max_position_embeddings
-    return model, processor_for(model, tokenizer, max_length=max_length)
+    return model, kind.checkpoint_processor(model, d.checkpoint)
 
 
 def check_checkpoint(ctx: RunContext) -> None:

@@ -92,7 +92,7 @@ def load_judge(directory: str | Path) -> FuyuForCausalLM:
     Pickle-only folders are refused with the conversion command. Every weight must load:
     a missing or unused weight raises instead of leaving random layers.
     """
-    from genixer.models.weights import weight_files
+    from genixer.models.weights import require_every_weight, weight_files
 
     directory = Path(directory)
     weight_files(directory)  # FileNotFoundError / PickleOnlyError (a ValueError) with how-to
@@ -103,11 +103,7 @@ def load_judge(directory: str | Path) -> FuyuForCausalLM:
         local_files_only=True,
         output_loading_info=True,
     )
-    bad = {k: sorted(v)[:6] for k, v in info.items() if k != "error_msgs" and v}
-    if bad or info.get("error_msgs"):
-        raise ValueError(
-            f"{directory}: weights do not match the model: {bad or info['error_msgs']}"
-        )
+    require_every_weight(directory, info)
     return model
 
 

@@ -24,7 +24,12 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from genixer.models.hf.processor import HfChatProcessor
-from genixer.models.weights import PICKLE_SUFFIXES, PickleOnlyError, weight_files
+from genixer.models.weights import (
+    PICKLE_SUFFIXES,
+    PickleOnlyError,
+    require_every_weight,
+    weight_files,
+)
 
 # Files a processor may keep its chat template in (transformers writes the first).
 TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
@@ -107,9 +112,7 @@ def load_model(folder: str | os.PathLike, dtype: torch.dtype = torch.float32) ->
         trust_remote_code=False,
         output_loading_info=True,
     )
-    bad = {k: sorted(v)[:6] for k, v in info.items() if k != "error_msgs" and v}
-    if bad or info.get("error_msgs"):
-        raise ValueError(f"{folder}: weights do not match the model: {bad or info['error_msgs']}")
+    require_every_weight(folder, info)
     return model
 
 

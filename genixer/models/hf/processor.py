@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 
 from genixer.core.chat import Turn
+from genixer.models.processor import IGNORE_INDEX, check_batch
 
-IGNORE_INDEX = -100
 # Batch keys laid out along the token sequence (padded like input_ids); every other tensor
 # is per image and is concatenated along its first dimension.
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
@@ -156,13 +156,7 @@ class HfChatProcessor:
     def collate(self, items: list[dict], padding_side: str = "right") -> dict[str, torch.Tensor]:
         """Pad the rows' sequences (``left`` for generation) and concatenate their image
         tensors; ``labels`` only when every item has them."""
-        if not items:
-            raise ValueError("cannot collate an empty batch")
-        if padding_side not in ("left", "right"):
-            raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
-        has_labels = ["labels" in it for it in items]
-        if any(has_labels) and not all(has_labels):
-            raise ValueError("either all items have labels or none")
+        check_batch(items, padding_side)  # labels travel as a key like the others
         width = max(it["input_ids"].shape[1] for it in items)
         pads = {"input_ids": self.pad_id, "labels": IGNORE_INDEX}
         batch = {}

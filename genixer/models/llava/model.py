@@ -35,7 +35,7 @@ from transformers import (
 from genixer.core.chat import IMAGE_TOKEN
 from genixer.models.keymaps import LLAVA_HF_TO_PROJECT
 from genixer.models.processor import ChatProcessor
-from genixer.models.weights import weight_files
+from genixer.models.weights import require_every_weight, weight_files
 
 PROJECTOR_TYPES = ("mlp2x_gelu", "linear")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -251,11 +251,7 @@ def load_vlm(directory: str | os.PathLike, **kwargs: Any) -> GenixerVLM:
         output_loading_info=True,
         **kwargs,
     )
-    bad = {k: sorted(v)[:6] for k, v in info.items() if k != "error_msgs" and v}
-    if bad or info.get("error_msgs"):
-        raise ValueError(
-            f"{directory}: weights do not match the model: {bad or info['error_msgs']}"
-        )
+    require_every_weight(directory, info)
     freeze_unused_vision_parameters(model)  # loading re-creates the parameters
     return model
 
